@@ -19,7 +19,16 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..config import INTERNLM2, LLMConfig
-from .layers import KVCache, RMSNorm, apply_rotary, attend, default_inv_freq, longrope_scale, ntk_base, rope_cos_sin
+from .layers import (
+    KVCache,
+    RMSNorm,
+    apply_rotary,
+    attend,
+    default_inv_freq,
+    longrope_scale,
+    ntk_base,
+    rope_cos_sin,
+)
 
 
 class Rotary:
@@ -69,6 +78,7 @@ class Attention(nn.Module):
         super().__init__()
         self.num_heads, self.num_kv, self.head_dim = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
         self.cache = None
+        self.prefill_mode = False  # write the cache but attend over this call's own keys (prompt prefill)
 
     def split_qkv(self, x: torch.Tensor):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -80,7 +90,10 @@ class Attention(nn.Module):
         q, k, v = self.split_qkv(x)  # [b, h|g, s, d]
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         if cache_pos is not None:
-            k, v = self.cache.update(cache_pos, k, v)
+            if self.prefill_mode:
+                self.cache.update(cache_pos, k, v)
+            else:
+                k, v = self.cache.update(cache_pos, k, v)
         causal = mask is None and q.shape[2] > 1
         return self.out_proj(attend(q, k, v, mask, causal))
 

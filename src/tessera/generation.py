@@ -1,0 +1,237 @@
+"""Generation as small functions over the model and a static KV cache.
+
+1. :func:`prefill` runs the vision encoder once, scatters its features into the prompt embeddings, fills the
+   KV cache for all prompt slots and returns logits for the last position only.
+2. :func:`decode_step` feeds one token per row and returns its logits.
+3. :func:`sample` turns logits into tokens (greedy, temperature, top-k, top-p, repetition penalty, per-row
+   seeds).
+4. :func:`generate` strings them together as a Python generator that yields one token per row per step.
+
+Batches are left padded: every row writes the same cache slots, and a boolean ``valid`` [b, K] marks the
+slots each row may attend to. RoPE positions are per row: ``cumsum(mask) - 1`` over the prompt (padding
+at 1, as the official batched ``generate``), then +1 per new token.
+
+Shape legend: b = batch, s = prompt length, K = cache length (prompt + max new tokens), v = vocab.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from .models.internvl import InternVLChatModel
+
+
+@dataclass
+class SamplingParams:
+    """Per-request decoding settings. ``temperature == 0`` is greedy."""
+
+    max_new_tokens: int = 512
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+    stop_token_ids: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
+        if self.repetition_penalty <= 0:
+            raise ValueError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+
+
+@dataclass
+class Sampler:
+    """Vectorised sampling state for a batch: per-row settings, generators and seen-token masks."""
+
+    params: Sequence[SamplingParams]
+    vocab: int
+    device: torch.device
+    generators: list[torch.Generator | None] = field(init=False)
+
+    def __post_init__(self):
+        dev = self.device
+        self.temperature = torch.tensor([p.temperature for p in self.params], device=dev)
+        self.top_p = torch.tensor([p.top_p for p in self.params], device=dev)
+        self.top_k = torch.tensor([p.top_k for p in self.params], device=dev)
+        self.penalty = torch.tensor([p.repetition_penalty for p in self.params], device=dev)
+        self.greedy = all(p.temperature == 0 for p in self.params)
+        self.use_penalty = any(p.repetition_penalty != 1.0 for p in self.params)
+        self.seen = torch.zeros(len(self.params), self.vocab, dtype=torch.bool, device=dev) if self.use_penalty else None
+        self.generators = []
+        for p in self.params:
+            if p.temperature == 0:
+                self.generators.append(None)
+                continue
+            g = torch.Generator(device=dev)
+            g.manual_seed(p.seed if p.seed is not None else int(torch.randint(0, 2**62, ()).item()))
+            self.generators.append(g)
+
+    def observe(self, tokens: torch.Tensor) -> None:
+        """Record generated tokens [b] for the repetition penalty."""
+        if self.seen is not None:
+            self.seen.scatter_(1, tokens.view(-1, 1), True)
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        """[b, v] float32 logits -> next tokens [b]."""
+        if self.seen is not None:
+            pen = self.penalty.view(-1, 1)
+            scaled = torch.where(logits > 0, logits / pen, logits * pen)
+            logits = torch.where(self.seen, scaled, logits)
+        greedy_tokens = logits.argmax(-1)
+        if self.greedy:
+            return greedy_tokens
+        probs = filtered_probs(logits, self.temperature, self.top_k, self.top_p)
+        out = greedy_tokens.clone()
+        for row, gen in enumerate(self.generators):
+            if gen is None:
+                continue
+            # exponential race: argmax(p / E) with E ~ Exp(1) draws from p, using this row's generator only
+            noise = torch.empty_like(probs[row]).exponential_(generator=gen)
+            out[row] = (probs[row] / noise).argmax()
+        return out
+
+
+def filtered_probs(
+    logits: torch.Tensor, temperature: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tensor
+) -> torch.Tensor:
+    """Softmax of temperature-scaled logits [b, v] after per-row top-k (0 = off) and top-p filtering."""
+    logits = logits / temperature.clamp_min(1e-5).view(-1, 1)
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    ranks = torch.arange(logits.shape[-1], device=logits.device).view(1, -1)
+    k = torch.where(top_k > 0, top_k, logits.shape[-1]).view(-1, 1)
+    drop = ranks >= k
+    probs = sorted_logits.masked_fill(drop, float("-inf")).softmax(-1)
+    drop |= (probs.cumsum(-1) - probs) > top_p.view(-1, 1)  # keep the smallest set reaching top_p
+    drop[:, 0] = False
+    sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+    filtered = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    return filtered.softmax(-1)
+
+
+@dataclass
+class Batch:
+    """A left-padded batch of prompts. ``pixel_values`` holds all tiles of all rows, in row order."""
+
+    input_ids: torch.Tensor  # [b, s]
+    attention_mask: torch.Tensor  # [b, s] 1 = token, 0 = left padding
+    pixel_values: torch.Tensor | None = None  # [t, 3, S, S]
+
+    @classmethod
+    def from_ids(
+        cls, ids: Sequence[Sequence[int]], pad_id: int, pixel_values=None, device="cpu"
+    ) -> Batch:
+        width = max(len(x) for x in ids)
+        input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(ids), width), dtype=torch.long)
+        for row, seq in enumerate(ids):
+            if len(seq):
+                input_ids[row, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
+                mask[row, width - len(seq):] = 1
+        return cls(input_ids.to(device), mask.to(device), pixel_values)
+
+
+@dataclass
+class DecodeState:
+    """What the decode loop carries between steps (all tensors stay on the model's device)."""
+
+    valid: torch.Tensor  # [b, K] bool: cache slots each row may attend to
+    positions: torch.Tensor  # [b] RoPE position of the next token
+    slot: int  # next cache slot (same for all rows)
+
+
+@torch.no_grad()
+def prefill(model: InternVLChatModel, batch: Batch, max_len: int) -> tuple[torch.Tensor, DecodeState]:
+    """Encode images, fill the cache with the prompt, return last-position logits [b, v] and the state."""
+    lm = model.language_model
+    ids, mask = batch.input_ids, batch.attention_mask
+    b, s = ids.shape
+    dev = ids.device
+    pixel_values = batch.pixel_values
+    if pixel_values is not None:
+        pixel_values = pixel_values.to(dev, lm.head.weight.dtype)
+    embeds = model.embed(ids, pixel_values)
+    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+    attn_mask = None
+    if not bool(mask.all()):
+        causal = torch.ones(s, s, dtype=torch.bool, device=dev).tril()
+        attn_mask = causal[None, None] & mask.bool()[:, None, None, :]
+        attn_mask |= torch.eye(s, dtype=torch.bool, device=dev)[None, None]  # padding rows attend to themselves
+    lm.setup_caches(b, max_len)
+    cache_pos = torch.arange(s, device=dev)
+    hidden = _forward_prefill(lm, embeds, positions, cache_pos, attn_mask)
+    logits = lm.logits(hidden[:, -1])
+    valid = torch.zeros(b, max_len, dtype=torch.bool, device=dev)
+    valid[:, :s] = mask.bool()
+    return logits, DecodeState(valid=valid, positions=positions[:, -1] + 1, slot=s)
+
+
+def _forward_prefill(lm, embeds, positions, cache_pos, attn_mask):
+    """Prefill attends over the prompt's own keys (not the whole cache) and writes them to the cache."""
+    for attn in lm.attention_modules():
+        attn.prefill_mode = True
+    try:
+        return lm(embeds, positions, cache_pos=cache_pos, mask=attn_mask, kv_len=embeds.shape[1])
+    finally:
+        for attn in lm.attention_modules():
+            attn.prefill_mode = False
+
+
+@torch.no_grad()
+def decode_step(model: InternVLChatModel, tokens: torch.Tensor, state: DecodeState) -> torch.Tensor:
+    """Feed tokens [b] at the next slot; returns logits [b, v] and advances ``state``."""
+    lm = model.language_model
+    state.valid[:, state.slot] = True
+    embeds = lm.embed_tokens(tokens.view(-1, 1))
+    cache_pos = torch.tensor([state.slot], device=tokens.device)
+    mask = state.valid[:, None, None, :]
+    hidden = lm(embeds, state.positions.view(-1, 1), cache_pos=cache_pos, mask=mask, kv_len=state.slot + 1)
+    state.positions = state.positions + 1
+    state.slot += 1
+    return lm.logits(hidden[:, -1])
+
+
+@torch.no_grad()
+def generate(
+    model: InternVLChatModel, batch: Batch, params: Sequence[SamplingParams], pad_id: int
+) -> Iterator[torch.Tensor]:
+    """Yield the next token of every row [b] per step; finished rows yield ``pad_id``.
+
+    A row finishes on one of its ``stop_token_ids`` (the stop token itself is yielded) or after its
+    ``max_new_tokens``. The loop ends when every row has finished. The caller may stop early by closing
+    the generator (``break``); the KV caches are released either way.
+    """
+    b = batch.input_ids.shape[0]
+    if len(params) != b:
+        raise ValueError(f"{len(params)} sampling params for a batch of {b}")
+    max_new = max(p.max_new_tokens for p in params)
+    dev = batch.input_ids.device
+    max_len = batch.input_ids.shape[1] + max_new
+    limits = torch.tensor([p.max_new_tokens for p in params], device=dev)
+    stop_ids = sorted({t for p in params for t in p.stop_token_ids})
+    stop_table = torch.tensor(stop_ids or [-1], device=dev)
+    lm = model.language_model
+    sampler = Sampler(params, lm.config.vocab_size, dev)
+    finished = torch.zeros(b, dtype=torch.bool, device=dev)
+    try:
+        logits, state = prefill(model, batch, max_len)
+        for step in range(max_new):
+            tokens = sampler(logits)
+            tokens = torch.where(finished, torch.full_like(tokens, pad_id), tokens)
+            sampler.observe(tokens)
+            yield tokens
+            finished |= torch.isin(tokens, stop_table) | (step + 1 >= limits)
+            if step + 1 == max_new or bool(finished.all()):
+                break
+            logits = decode_step(model, tokens, state)
+    finally:
+        lm.clear_caches()
