@@ -1,0 +1,433 @@
+"""Image inputs: load any supported source into an RGB ``PIL.Image``, safely.
+
+Sources accepted by :func:`load_image`:
+
+* a file path (``str`` or ``pathlib.Path``; ``file://`` URLs too),
+* an ``http://`` / ``https://`` URL (fetched by :func:`fetch_url`: size cap, timeout, SSRF guard),
+* raw encoded bytes (``bytes`` / ``bytearray`` / ``memoryview``),
+* a base64 string, or a ``data:image/...;base64,...`` URL,
+* a ``PIL.Image.Image`` (any mode),
+* a numpy array: ``[H, W]`` grayscale, ``[H, W, 1]``, ``[H, W, 3]`` RGB or ``[H, W, 4]`` RGBA, uint8.
+
+Every image ends up in RGB through ``Image.convert("RGB")``, exactly like the official ``load_image``:
+alpha is dropped (not composited), palettes are expanded, CMYK is converted by PIL's formula, and 16/32-bit
+integer and float images are **clipped** to 0..255 (PIL does not rescale them: a 16-bit PNG with values
+above 255 turns white). EXIF orientation is not applied (the official code does not either).
+
+All errors derive from :class:`ImageError` (a ``ValueError``) and carry an ``http_status`` hint for servers.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import ipaddress
+import re
+import socket
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_TIMEOUT",
+    "MAX_IMAGES",
+    "MAX_REDIRECTS",
+    "ImageError",
+    "ImageNotFound",
+    "InvalidImage",
+    "ImageTooLarge",
+    "EmptyImage",
+    "TooManyImages",
+    "SourceNotAllowed",
+    "URLNotAllowed",
+    "ImageFetchError",
+    "load_image",
+    "fetch_url",
+    "check_image_count",
+    "is_public_address",
+]
+
+DEFAULT_MAX_PIXELS = 178_956_970  # PIL's own Image.MAX_IMAGE_PIXELS default (about 13,000 x 13,000)
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024  # encoded size cap for URLs, bytes and base64 input
+DEFAULT_TIMEOUT = 10.0  # seconds, whole download
+MAX_IMAGES = 16  # default cap on images per request
+MAX_REDIRECTS = 5
+
+
+class ImageError(ValueError):
+    """Base class of all image input errors. ``http_status`` is the status a server should answer."""
+
+    http_status = 400
+
+
+class ImageNotFound(ImageError):
+    """The file does not exist, or the URL answered 404/410."""
+
+    http_status = 404
+
+
+class InvalidImage(ImageError):
+    """Not a decodable image: unknown format, truncated or corrupt data, bad base64, bad array."""
+
+
+class ImageTooLarge(ImageError):
+    """More pixels than ``max_pixels`` (checked from the header, before decoding) or more bytes than
+    ``max_bytes``."""
+
+    http_status = 413
+
+
+class EmptyImage(ImageError):
+    """Zero width or height, or zero bytes."""
+
+
+class TooManyImages(ImageError):
+    """More images in one request than the configured limit."""
+
+
+class SourceNotAllowed(ImageError):
+    """The kind of source is disabled (local files or URLs)."""
+
+    http_status = 403
+
+
+class URLNotAllowed(SourceNotAllowed):
+    """The URL's scheme or address is refused (SSRF guard: private, loopback, link-local, ... addresses)."""
+
+
+class ImageFetchError(ImageError):
+    """Downloading the URL failed (network error, timeout, HTTP error status)."""
+
+    http_status = 502
+
+
+def check_image_count(n: int, limit: int | None = MAX_IMAGES) -> None:
+    """Raise :class:`TooManyImages` when ``n`` images exceed ``limit`` (``None`` = no limit)."""
+    if limit is not None and n > limit:
+        raise TooManyImages(
+            f"{n} images given but at most {limit} are allowed per request; send fewer images "
+            "or raise the limit (max_images)"
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# URL fetching with an SSRF guard
+# --------------------------------------------------------------------------------------------------
+
+
+def is_public_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address | str) -> bool:
+    """True for a globally routable unicast address; False for loopback, private (10/8, 172.16/12,
+    192.168/16, fc00::/7, 100.64/10), link-local (169.254/16 incl. cloud metadata, fe80::/10), unspecified,
+    multicast and reserved addresses. IPv4-mapped / IPv4-compatible / 6to4 / Teredo IPv6 addresses are judged
+    by the IPv4 address they embed."""
+    ip = ipaddress.ip_address(ip)
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is None and int(ip) >> 32 == 0 and int(ip) > 1:  # deprecated IPv4-compatible ::a.b.c.d
+            embedded = ipaddress.IPv4Address(int(ip))
+        if embedded is not None and not is_public_address(embedded):
+            return False
+    return not (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+        or not ip.is_global
+    )
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    """All addresses ``host`` resolves to (IP literals resolve to themselves without DNS traffic)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as e:
+        raise ImageFetchError(f"cannot resolve host {host!r}: {e}; check the URL") from e
+    return list(dict.fromkeys(info[4][0] for info in infos))
+
+
+def _pinned_request_target(url: str, allow_private: bool) -> tuple[str, str, str]:
+    """Check ``url`` and return ``(url with the host replaced by a checked IP, Host header, SNI name)``.
+
+    Connecting to the address that was checked (instead of letting the HTTP client resolve the name again)
+    closes the DNS-rebinding gap between the check and the connection.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise URLNotAllowed(f"URL scheme {parts.scheme!r} is not allowed; use http:// or https://")
+    host = parts.hostname
+    if not host:
+        raise URLNotAllowed(f"URL {url!r} has no host name")
+    if parts.username or parts.password:
+        raise URLNotAllowed("URLs with credentials (user:password@) are not allowed")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as e:
+        raise URLNotAllowed(f"URL {url!r} has an invalid port") from e
+    addresses = _resolve(host, port)
+    if not allow_private:
+        refused = [a for a in addresses if not is_public_address(a.split("%")[0])]
+        if refused or not addresses:
+            raise URLNotAllowed(
+                f"refusing to fetch {url!r}: {host!r} resolves to a non-public address ({', '.join(refused)}); "
+                "loopback, private, link-local and reserved addresses are blocked. Pass the image inline "
+                "(base64) or enable private URLs (allow_private_urls=True) if this server is trusted"
+            )
+    ip = addresses[0]
+    ip_host = f"[{ip}]" if ":" in ip else ip
+    netloc = f"{ip_host}:{port}"
+    host_header = parts.netloc.rsplit("@", 1)[-1]
+    pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+    return pinned, host_header, host
+
+
+def fetch_url(
+    url: str,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    allow_private: bool = False,
+    max_redirects: int = MAX_REDIRECTS,
+) -> bytes:
+    """Download ``url`` (http/https) and return its body.
+
+    Streamed with a ``max_bytes`` cap and a ``timeout`` (seconds) over the whole download. Redirects (at
+    most ``max_redirects``) are followed by hand so that every hop goes through the same checks: unless
+    ``allow_private``, the host name is resolved first and the request is refused (no connection made) when
+    any address is not public (see :func:`is_public_address`). The connection goes to the checked address.
+    Environment proxies are ignored.
+    """
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    current = url
+    with httpx.Client(trust_env=False, follow_redirects=False, timeout=timeout) as client:
+        for _hop in range(max_redirects + 1):
+            pinned, host_header, sni = _pinned_request_target(current, allow_private)
+            extensions = {"sni_hostname": sni} if current.lower().startswith("https") else {}
+            try:
+                with client.stream(
+                    "GET", pinned, headers={"Host": host_header, "Accept": "image/*"}, extensions=extensions
+                ) as resp:
+                    if resp.is_redirect:
+                        location = resp.headers.get("location")
+                        if not location:
+                            raise ImageFetchError(f"{current!r} redirected without a Location header")
+                        current = urljoin(current, location)
+                        continue
+                    if resp.status_code in (404, 410):
+                        raise ImageNotFound(f"{current!r} answered HTTP {resp.status_code}; check the URL")
+                    if resp.status_code >= 400:
+                        raise ImageFetchError(f"{current!r} answered HTTP {resp.status_code}")
+                    length = resp.headers.get("content-length")
+                    if length and length.isdigit() and int(length) > max_bytes:
+                        raise ImageTooLarge(
+                            f"{current!r} is {int(length)} bytes, more than the {max_bytes}-byte limit; "
+                            "send a smaller image"
+                        )
+                    chunks, size = [], 0
+                    for chunk in resp.iter_bytes():
+                        size += len(chunk)
+                        if size > max_bytes:
+                            raise ImageTooLarge(
+                                f"{current!r} is more than the {max_bytes}-byte limit; send a smaller image"
+                            )
+                        if time.monotonic() > deadline:
+                            raise ImageFetchError(f"downloading {current!r} took more than {timeout} s")
+                        chunks.append(chunk)
+                    return b"".join(chunks)
+            except httpx.TimeoutException as e:
+                raise ImageFetchError(f"downloading {current!r} timed out after {timeout} s") from e
+            except httpx.HTTPError as e:
+                raise ImageFetchError(f"downloading {current!r} failed: {e}") from e
+        raise ImageFetchError(f"{url!r} redirected more than {max_redirects} times")
+
+
+# --------------------------------------------------------------------------------------------------
+# Decoding
+# --------------------------------------------------------------------------------------------------
+
+_BASE64_RE = re.compile(r"[A-Za-z0-9+/=_\-\s]+")
+_DATA_URL_RE = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]*)*?);base64,(?P<data>.*)", re.S)
+
+
+def _b64decode(text: str, what: str) -> bytes:
+    clean = "".join(text.split())
+    clean = clean.replace("-", "+").replace("_", "/")  # accept the URL-safe alphabet too
+    clean += "=" * (-len(clean) % 4)
+    try:
+        return base64.b64decode(clean, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise InvalidImage(f"{what} is not valid base64 ({e}); send the encoded image file as base64") from e
+
+
+def _check_pixels(width: int, height: int, max_pixels: int | None, what: str) -> None:
+    if width == 0 or height == 0:
+        raise EmptyImage(f"{what} is empty ({width}x{height} pixels); send an image with content")
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLarge(
+            f"{what} is {width}x{height} = {width * height} pixels, more than the limit of {max_pixels}; "
+            "downscale it before sending (or raise max_pixels)"
+        )
+
+
+def _decode(data: bytes | Path, max_pixels: int | None, what: str) -> Image.Image:
+    """Open, check the header size against ``max_pixels``, then decode fully (truncation is an error)."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        if len(data) == 0:
+            raise EmptyImage(f"{what} is empty (0 bytes)")
+        fp: Any = io.BytesIO(data)
+    else:
+        fp = data
+    try:
+        img = Image.open(fp)
+    except Image.DecompressionBombError as e:
+        raise ImageTooLarge(f"{what} is too large to decode safely: {e}") from e
+    except UnidentifiedImageError as e:
+        raise InvalidImage(f"{what} is not a recognised image file; send a JPEG, PNG, WebP, GIF, BMP or TIFF") from e
+    except OSError as e:
+        raise InvalidImage(
+            f"{what} cannot be read as an image ({e}): it is truncated, corrupt or in an unsupported format; "
+            "send a complete JPEG, PNG, WebP, GIF, BMP or TIFF file"
+        ) from e
+    try:
+        _check_pixels(img.width, img.height, max_pixels, what)
+        img.load()  # full decode now: truncated or corrupt data raises here instead of being padded
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        img.close()
+        if isinstance(e, ImageError):
+            raise
+        raise InvalidImage(f"{what} is truncated or corrupt ({e}); send the complete file") from e
+    return img
+
+
+def _from_array(arr: np.ndarray, what: str) -> Image.Image:
+    if arr.dtype != np.uint8:
+        raise InvalidImage(
+            f"{what}: numpy images must be uint8 (0..255), got {arr.dtype}; convert with "
+            "(x * 255).round().clip(0, 255).astype(np.uint8) for floats in [0, 1]"
+        )
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise InvalidImage(
+            f"{what}: expected a [H, W] grayscale or [H, W, 3|4] RGB(A) array, got shape {arr.shape}"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise EmptyImage(f"{what} is empty (shape {arr.shape}); send an image with content")
+    return Image.fromarray(np.ascontiguousarray(arr))
+
+
+def _looks_like_base64(text: str) -> bool:
+    return len(text) >= 64 and _BASE64_RE.fullmatch(text) is not None
+
+
+def load_image(
+    source: Any,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    allow_urls: bool = True,
+    allow_local_files: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    allow_private_urls: bool = False,
+) -> Image.Image:
+    """Load an image from any supported source (see the module docstring) as an RGB ``PIL.Image``.
+
+    Args:
+        max_pixels: refuse images with more pixels (width * height), checked from the file header before
+            any pixel is decoded (decompression bombs). ``None`` disables the check (PIL's own bomb guard at
+            ``2 * PIL.Image.MAX_IMAGE_PIXELS`` still applies).
+        allow_urls / allow_local_files: enable URL fetching / reading paths (servers usually disable files).
+        timeout, max_bytes, allow_private_urls: passed to :func:`fetch_url`; ``max_bytes`` also caps inline
+            bytes and base64 data (not local files).
+
+    Raises:
+        ImageError subclasses: ImageNotFound, InvalidImage, ImageTooLarge, EmptyImage, SourceNotAllowed,
+        URLNotAllowed, ImageFetchError.
+    """
+    if isinstance(source, Image.Image):
+        _check_pixels(source.width, source.height, max_pixels, "the image")
+        try:
+            source.load()
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            raise InvalidImage(f"the image is truncated or corrupt ({e}); send the complete file") from e
+        return source if source.mode == "RGB" else source.convert("RGB")
+    if isinstance(source, np.ndarray):
+        img = _from_array(source, "the array")
+        _check_pixels(img.width, img.height, max_pixels, "the array")
+        return img.convert("RGB")
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) > max_bytes:
+            raise ImageTooLarge(f"the image data is {len(source)} bytes, more than the {max_bytes}-byte limit")
+        img = _decode(bytes(source), max_pixels, "the image data")
+    elif isinstance(source, (str, Path)):
+        img = _load_str_source(
+            source, max_pixels, allow_urls, allow_local_files, timeout, max_bytes, allow_private_urls
+        )
+    else:
+        raise InvalidImage(
+            f"unsupported image source of type {type(source).__name__}; pass a path, URL, bytes, base64 "
+            "string, PIL image or numpy array"
+        )
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def _load_str_source(source, max_pixels, allow_urls, allow_local_files, timeout, max_bytes, allow_private):
+    if isinstance(source, Path):
+        return _load_path(source, max_pixels, allow_local_files)
+    text = source.strip()
+    lowered = text[:16].lower()
+    if lowered.startswith("data:"):
+        m = _DATA_URL_RE.fullmatch(text)
+        if m is None:
+            raise InvalidImage("malformed data URL; expected data:image/<type>;base64,<data>")
+        if m.group("mime") and not m.group("mime").lower().startswith("image/"):
+            raise InvalidImage(f"data URL has media type {m.group('mime')!r}; expected image/*")
+        if len(m.group("data")) > max_bytes * 4 // 3 + 4:
+            raise ImageTooLarge(f"the data URL is more than the {max_bytes}-byte limit")
+        return _decode(_b64decode(m.group("data"), "the data URL"), max_pixels, "the data URL image")
+    if lowered.startswith(("http://", "https://")):
+        if not allow_urls:
+            raise SourceNotAllowed("image URLs are disabled here; send the image inline as base64")
+        data = fetch_url(text, timeout=timeout, max_bytes=max_bytes, allow_private=allow_private)
+        return _decode(data, max_pixels, f"the image at {text!r}")
+    if lowered.startswith("file://"):
+        return _load_path(Path(urlsplit(text).path), max_pixels, allow_local_files)
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", text):
+        raise URLNotAllowed(f"unsupported URL scheme in {text[:40]!r}; use http(s)://, data: or base64")
+    if _looks_like_base64(text) and not (allow_local_files and _is_file(text)):
+        if len(text) > max_bytes * 4 // 3 + 4:
+            raise ImageTooLarge(f"the base64 image is more than the {max_bytes}-byte limit")
+        return _decode(_b64decode(text, "the base64 string"), max_pixels, "the base64 image")
+    return _load_path(Path(text), max_pixels, allow_local_files)
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except OSError:
+        return False
+
+
+def _load_path(path: Path, max_pixels, allow_local_files) -> Image.Image:
+    if not allow_local_files:
+        raise SourceNotAllowed(
+            "reading local files is disabled here; send the image as base64, a data URL or an http(s) URL"
+        )
+    if not path.exists():
+        raise ImageNotFound(
+            f"image file not found: {str(path)!r}; check the path (a string is read as a file path unless it "
+            "is an http(s):// or data: URL or base64 data of at least 64 characters)"
+        )
+    if not path.is_file():
+        raise ImageNotFound(f"{str(path)!r} is not a file")
+    return _decode(path, max_pixels, f"the file {str(path)!r}")

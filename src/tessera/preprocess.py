@@ -1,0 +1,459 @@
+"""InternVL 1.5 dynamic high-resolution preprocessing: tile grid, tiles, pixel values.
+
+The official pipeline (``internvl/train/dataset.py: dynamic_preprocess`` + ``build_transform``) is:
+
+1. pick a grid ``cols x rows`` (``1 <= cols * rows``, ``min_tiles <= cols*rows <= max_tiles``) whose aspect
+   ratio is closest to the image's, with an exact-tie rule that favours bigger grids for big images;
+2. resize the whole image to ``(cols * S, rows * S)`` with PIL's default filter (bicubic for RGB);
+3. cut it into ``cols * rows`` tiles of ``S x S`` pixels in row-major order;
+4. append a thumbnail (the whole image squashed to ``S x S``) when there is more than one tile;
+5. per tile: ``ToTensor`` (``/255``) and ``Normalize`` with the ImageNet mean and std.
+
+This module reproduces steps 1-4 bit-exactly in uint8 (the tests compare against tiles produced by the
+official code) and step 5 in one vectorised tensor op. It is faster than the official code because the
+image is resized once, tiles are array slices, and the PIL resizes are split into independent pieces that
+run in parallel threads (PIL releases the GIL). The split is exact, see :func:`resize_exact`.
+
+Shapes: ``T`` = tiles, ``S`` = tile size (448 for the released models), ``H, W`` = image height/width.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from tessera.images import load_image
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "target_ratios",
+    "tile_grid",
+    "num_tiles",
+    "num_image_tokens",
+    "resize_exact",
+    "dynamic_tiles",
+    "to_pixel_values",
+    "prepare_images",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+# --------------------------------------------------------------------------------------------------
+# Grid selection
+# --------------------------------------------------------------------------------------------------
+
+_M64 = (1 << 64) - 1
+_XXPRIME_1 = 11400714785074694791
+_XXPRIME_2 = 14029467366897019727
+_XXPRIME_5 = 2870177450012600261
+_SET_MINSIZE = 8
+_LINEAR_PROBES = 9
+_PERTURB_SHIFT = 5
+
+
+def _cpython_tuple_hash(pair: tuple[int, int]) -> int:
+    """``hash(pair)`` of a tuple of two small non-negative ints as CPython >= 3.8 (64-bit) computes it,
+    returned as the unsigned 64-bit value that the set implementation uses for slot arithmetic."""
+    acc = _XXPRIME_5
+    for lane in pair:  # hash(small int) == int
+        acc = (acc + lane * _XXPRIME_2) & _M64
+        acc = ((acc << 31) | (acc >> 33)) & _M64
+        acc = (acc * _XXPRIME_1) & _M64
+    acc = (acc + (len(pair) ^ (_XXPRIME_5 ^ 3527539))) & _M64
+    if acc == _M64:  # hash -1 is reserved
+        acc = 1546275796
+    return acc
+
+
+def _cpython311_set_order(keys: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Iteration order of ``set(keys)`` in CPython 3.11 (``Objects/setobject.c``), simulated.
+
+    The official code builds the candidate grids as a set and then sorts them stably by area, so the order of
+    equal-area grids is the set's slot order. Simulating the hash table makes that order independent of the
+    running interpreter: insertion with linear probing (9 slots) and perturbed re-probing, and a resize to
+    ``used * 4`` when the table is 3/5 full, which re-inserts entries in slot order.
+    """
+    mask = _SET_MINSIZE - 1
+    table: list[tuple[int, int] | None] = [None] * _SET_MINSIZE
+    hashes: list[int] = [0] * _SET_MINSIZE
+    fill = 0
+
+    def insert_clean(tbl, hs, msk, key, h):  # set_insert_clean
+        perturb = h
+        i = h & msk
+        while True:
+            if tbl[i] is None:
+                tbl[i], hs[i] = key, h
+                return
+            if i + _LINEAR_PROBES <= msk:
+                for j in range(1, _LINEAR_PROBES + 1):
+                    if tbl[i + j] is None:
+                        tbl[i + j], hs[i + j] = key, h
+                        return
+            perturb >>= _PERTURB_SHIFT
+            i = (i * 5 + 1 + perturb) & msk
+
+    for key in keys:  # set_add_entry
+        h = _cpython_tuple_hash(key)
+        perturb = h
+        i = h & mask
+        slot = None
+        while slot is None:
+            probes = _LINEAR_PROBES if i + _LINEAR_PROBES <= mask else 0
+            for j in range(probes + 1):
+                k = table[i + j]
+                if k is None:
+                    slot = i + j
+                    break
+                if hashes[i + j] == h and k == key:
+                    slot = -1  # already present
+                    break
+            if slot is None:
+                perturb >>= _PERTURB_SHIFT
+                i = (i * 5 + 1 + perturb) & mask
+        if slot < 0:
+            continue
+        table[slot], hashes[slot] = key, h
+        fill += 1
+        if fill * 5 >= mask * 3:  # set_table_resize(so, used * 4); no deletions, so used == fill
+            new_size = _SET_MINSIZE
+            while new_size <= fill * 4:
+                new_size <<= 1
+            new_table: list[tuple[int, int] | None] = [None] * new_size
+            new_hashes = [0] * new_size
+            for k, hk in zip(table, hashes):
+                if k is not None:
+                    insert_clean(new_table, new_hashes, new_size - 1, k, hk)
+            table, hashes, mask = new_table, new_hashes, new_size - 1
+    return [k for k in table if k is not None]
+
+
+def _check_tile_args(min_tiles: int, max_tiles: int, image_size: int) -> None:
+    for name, value in (("min_tiles", min_tiles), ("max_tiles", max_tiles), ("image_size", image_size)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if min_tiles > max_tiles:
+        raise ValueError(f"min_tiles ({min_tiles}) must not exceed max_tiles ({max_tiles})")
+
+
+@functools.lru_cache(maxsize=64)
+def target_ratios(min_tiles: int = 1, max_tiles: int = 12) -> tuple[tuple[int, int], ...]:
+    """Candidate grids ``(cols, rows)`` with ``min_tiles <= cols*rows <= max_tiles``, in the official
+    search order: sorted by ``cols*rows``; grids of equal area keep CPython 3.11 set-iteration order.
+
+    The order only matters for exact distance ties between different aspect ratios, but it is reproduced
+    exactly (see ``target_ratios_in_search_order`` in the conformance ``grid_table.json``).
+    """
+    _check_tile_args(min_tiles, max_tiles, 1)
+    # Same generator, same insertion order as the official ``dynamic_preprocess``.
+    keys = [
+        (i, j)
+        for n in range(min_tiles, max_tiles + 1)
+        for i in range(1, n + 1)
+        for j in range(1, n + 1)
+        if min_tiles <= i * j <= max_tiles
+    ]
+    return tuple(sorted(_cpython311_set_order(keys), key=lambda r: r[0] * r[1]))
+
+
+def _check_size(width: int, height: int) -> None:
+    if width < 1 or height < 1:
+        raise ValueError(f"image size must be at least 1x1 pixels, got {width}x{height}")
+
+
+def tile_grid(
+    width: int, height: int, *, min_tiles: int = 1, max_tiles: int = 12, image_size: int = 448
+) -> tuple[int, int]:
+    """The ``(cols, rows)`` grid the official ``find_closest_aspect_ratio`` picks for a ``width x height``
+    image.
+
+    The grid with the smallest ``|width/height - cols/rows|`` wins; on an exact float tie a later candidate
+    (larger or equal area) replaces the current one only if the image has more than half the pixels of
+    that grid (``width*height > 0.5 * image_size**2 * cols * rows``).
+    """
+    _check_size(width, height)
+    _check_tile_args(min_tiles, max_tiles, image_size)
+    aspect = width / height
+    area = width * height
+    best_diff = float("inf")
+    best = (1, 1)
+    for ratio in target_ratios(min_tiles, max_tiles):
+        diff = abs(aspect - ratio[0] / ratio[1])
+        if diff < best_diff:
+            best_diff, best = diff, ratio
+        elif diff == best_diff and area > 0.5 * image_size * image_size * ratio[0] * ratio[1]:
+            best = ratio
+    return best
+
+
+def num_tiles(
+    width: int,
+    height: int,
+    *,
+    min_tiles: int = 1,
+    max_tiles: int = 12,
+    image_size: int = 448,
+    use_thumbnail: bool = True,
+) -> int:
+    """Number of tiles :func:`dynamic_tiles` returns: ``cols*rows``, plus 1 thumbnail when
+    ``use_thumbnail`` and ``cols*rows > 1``."""
+    cols, rows = tile_grid(width, height, min_tiles=min_tiles, max_tiles=max_tiles, image_size=image_size)
+    blocks = cols * rows
+    return blocks + 1 if use_thumbnail and blocks != 1 else blocks
+
+
+def num_image_tokens(
+    width: int,
+    height: int,
+    *,
+    tokens_per_tile: int = 256,
+    min_tiles: int = 1,
+    max_tiles: int = 12,
+    image_size: int = 448,
+    use_thumbnail: bool = True,
+) -> int:
+    """``<IMG_CONTEXT>`` tokens an image costs: ``num_tiles(...) * tokens_per_tile`` (256 for the released
+    448-px models: (448/14)^2 patches, pixel shuffle 0.5 -> 256)."""
+    n = num_tiles(
+        width, height, min_tiles=min_tiles, max_tiles=max_tiles, image_size=image_size, use_thumbnail=use_thumbnail
+    )
+    return n * tokens_per_tile
+
+
+# --------------------------------------------------------------------------------------------------
+# Exact parallel resize
+# --------------------------------------------------------------------------------------------------
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+_PARALLEL_MIN_PIXELS = 1 << 20  # below ~1 MP the thread overhead is not worth it
+
+
+def _num_threads() -> int:
+    env = os.environ.get("TESSERA_PREPROCESS_THREADS")
+    if env:
+        return max(1, int(env))
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(_num_threads(), thread_name_prefix="tessera-preprocess")
+        return _POOL
+
+
+def _splits(total: int, parts: int, align: int = 1) -> list[tuple[int, int]]:
+    """Split ``range(total)`` into at most ``parts`` contiguous non-empty pieces (boundaries on ``align``)."""
+    units = -(-total // align)
+    parts = max(1, min(parts, units))
+    cuts = [min(total, round(units * k / parts) * align) for k in range(parts + 1)]
+    return [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+
+
+class _ExactResize:
+    """``Image.resize(size)`` (default filter, RGB) as independent pieces whose results are bit-identical.
+
+    Pillow resamples in two passes with a uint8 image in between: horizontal first (each row on its own),
+    then vertical (each column on its own); a pass is skipped when that dimension does not change. The
+    filter weights of a pass depend only on the input and output lengths along that axis, so the horizontal
+    pass can be run on row bands and the vertical pass on column strips, each as an ordinary
+    ``Image.resize`` that changes one dimension only, without changing a single output value.
+    """
+
+    def __init__(self, image: Image.Image, size: tuple[int, int], parts: int, col_align: int = 1):
+        self.image, self.size, self.parts, self.col_align = image, size, parts, col_align
+
+    def horizontal_tasks(self) -> list[tuple[Any, ...]]:
+        w, h = self.image.size
+        out_w, _ = self.size
+        if out_w == w:
+            return []
+        self.mid = np.empty((h, out_w, 3), np.uint8)
+        return [(self._h_band, y0, y1) for y0, y1 in _splits(h, self.parts)]
+
+    def _h_band(self, y0: int, y1: int) -> None:
+        band = self.image.crop((0, y0, self.image.width, y1))
+        self.mid[y0:y1] = np.asarray(band.resize((self.size[0], y1 - y0)))
+
+    def vertical_tasks(self) -> list[tuple[Any, ...]]:
+        out_w, out_h = self.size
+        self.mid_image = self.image if out_w == self.image.width else Image.fromarray(self.mid)
+        self.out = np.empty((out_h, out_w, 3), np.uint8)
+        if out_h == self.mid_image.height:
+            self.out[...] = np.asarray(self.mid_image)
+            return []
+        return [(self._v_strip, x0, x1) for x0, x1 in _splits(out_w, self.parts, self.col_align)]
+
+    def _v_strip(self, x0: int, x1: int) -> None:
+        strip = self.mid_image.crop((x0, 0, x1, self.mid_image.height))
+        self.out[:, x0:x1] = np.asarray(strip.resize((x1 - x0, self.size[1])))
+
+
+def _run_resizes(jobs: list[_ExactResize]) -> list[np.ndarray]:
+    """Run several exact resizes through the shared thread pool: all horizontal pieces first, then the
+    vertical pieces of each resize as soon as its horizontal pass is complete."""
+    pool = _pool()
+
+    def submit(tasks):
+        return [pool.submit(fn, *args) for fn, *args in tasks]
+
+    h_futs: list[list[Future]] = [submit(job.horizontal_tasks()) for job in jobs]
+    v_futs: list[list[Future]] = []
+    for job, futs in zip(jobs, h_futs):
+        for f in futs:
+            f.result()
+        v_futs.append(submit(job.vertical_tasks()))
+    for futs in v_futs:
+        for f in futs:
+            f.result()
+    return [job.out for job in jobs]
+
+
+def resize_exact(image: Image.Image, size: tuple[int, int], *, threads: int | None = None) -> np.ndarray:
+    """``np.asarray(image.resize(size))`` for an RGB image, bit-identical, computed in parallel pieces.
+
+    Returns uint8 ``[size[1], size[0], 3]``.
+    """
+    if image.mode != "RGB":
+        raise ValueError(f"resize_exact expects an RGB image, got mode {image.mode!r}")
+    parts = threads or _num_threads()
+    if parts == 1 or image.width * image.height < _PARALLEL_MIN_PIXELS:
+        return np.asarray(image.resize(size))
+    return _run_resizes([_ExactResize(image, size, parts)])[0]
+
+
+# --------------------------------------------------------------------------------------------------
+# Tiles
+# --------------------------------------------------------------------------------------------------
+
+
+def _as_rgb(image: Any) -> Image.Image:
+    if isinstance(image, Image.Image) and image.mode == "RGB":
+        return image
+    return load_image(image)
+
+
+def dynamic_tiles(
+    image: Any,
+    *,
+    min_tiles: int = 1,
+    max_tiles: int = 12,
+    image_size: int = 448,
+    use_thumbnail: bool = True,
+) -> np.ndarray:
+    """Cut an image into the official InternVL tiles.
+
+    Args:
+        image: a PIL image (converted to RGB like the official ``Image.convert("RGB")``), or any source
+            :func:`tessera.images.load_image` accepts (path, URL, bytes, base64, numpy array).
+        min_tiles, max_tiles: bounds on ``cols * rows`` (the official ``min_num`` / ``max_num``).
+        image_size: tile side ``S`` (448 for the released models).
+        use_thumbnail: append the whole image resized to ``S x S`` when the grid has more than one tile.
+
+    Returns:
+        uint8 ``[T, S, S, 3]`` (RGB, HWC): grid tiles in row-major order (left to right, top to bottom),
+        then the thumbnail. Bit-identical to the official ``dynamic_preprocess``.
+    """
+    img = _as_rgb(image)
+    w, h = img.size
+    cols, rows = tile_grid(w, h, min_tiles=min_tiles, max_tiles=max_tiles, image_size=image_size)
+    s = image_size
+    blocks = cols * rows
+    thumb = use_thumbnail and blocks != 1
+    parts = _num_threads()
+    if parts == 1 or w * h < _PARALLEL_MIN_PIXELS:
+        grid = np.asarray(img.resize((cols * s, rows * s)))
+        small = np.asarray(img.resize((s, s))) if thumb else None
+    else:
+        # Column strips of the vertical pass are cut on tile boundaries where possible.
+        jobs = [_ExactResize(img, (cols * s, rows * s), parts, col_align=s if cols >= parts else 1)]
+        if thumb:
+            jobs.append(_ExactResize(img, (s, s), parts))
+        outs = _run_resizes(jobs)
+        grid, small = outs[0], (outs[1] if thumb else None)
+    out = np.empty((blocks + int(thumb), s, s, 3), np.uint8)
+    # [rows*S, cols*S, 3] -> [rows, S, cols, S, 3] -> [rows, cols, S, S, 3]: row-major tiles.
+    out[:blocks] = grid.reshape(rows, s, cols, s, 3).transpose(0, 2, 1, 3, 4).reshape(blocks, s, s, 3)
+    if thumb:
+        out[blocks] = small
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Normalisation
+# --------------------------------------------------------------------------------------------------
+
+
+def to_pixel_values(
+    tiles: np.ndarray | torch.Tensor,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """uint8 tiles ``[T, S, S, 3]`` (HWC) -> normalised ``pixel_values`` ``[T, 3, S, S]``.
+
+    Same arithmetic as the official ``ToTensor`` + ``Normalize``: ``(x / 255 - mean) / std`` in float32,
+    then cast to ``dtype``. With ``device`` the uint8 data (4x smaller than float32) is moved first and the
+    normalisation runs there.
+    """
+    x = torch.from_numpy(np.ascontiguousarray(tiles)) if isinstance(tiles, np.ndarray) else tiles
+    if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[-1] != 3:
+        raise ValueError(
+            f"to_pixel_values expects uint8 tiles [T, S, S, 3], got {tuple(x.shape)} {x.dtype}; "
+            "use dynamic_tiles() to make them"
+        )
+    if device is not None:
+        x = x.to(device)
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    out = torch.empty((x.shape[0], 3, x.shape[1], x.shape[2]), dtype=torch.float32, device=x.device)
+    out.copy_(x.permute(0, 3, 1, 2))  # [T, S, S, 3] -> [T, 3, S, S], uint8 -> float32 in one pass
+    out.div_(255.0).sub_(mean).div_(std)
+    return out if dtype == torch.float32 else out.to(dtype)
+
+
+def prepare_images(
+    images: Sequence[Any],
+    *,
+    min_tiles: int = 1,
+    max_tiles: int = 12,
+    image_size: int = 448,
+    use_thumbnail: bool = True,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, list[int]]:
+    """Load and tile several images for one prompt.
+
+    Each image is tiled independently with the same ``max_tiles``, as the official inference examples do for
+    "separate" multi-image input (``num_patches_list=[n1, n2, ...]``, one ``<image>`` placeholder per image).
+
+    Returns:
+        ``pixel_values`` ``[sum(num_patches_list), 3, S, S]`` (images in order, each image's tiles in
+        :func:`dynamic_tiles` order) and ``num_patches_list`` (tiles per image).
+    """
+    if isinstance(images, (str, bytes, Image.Image, np.ndarray)) or not isinstance(images, Sequence):
+        images = [images]
+    if len(images) == 0:
+        raise ValueError("prepare_images needs at least one image")
+    tiles = [
+        dynamic_tiles(
+            img, min_tiles=min_tiles, max_tiles=max_tiles, image_size=image_size, use_thumbnail=use_thumbnail
+        )
+        for img in images
+    ]
+    counts = [t.shape[0] for t in tiles]
+    stacked = tiles[0] if len(tiles) == 1 else np.concatenate(tiles)
+    return to_pixel_values(stacked, dtype=dtype, device=device), counts
