@@ -376,20 +376,23 @@ class Tokenizer:
     # ------------------------------------------------------------------ decoding
     def _run_to_string(self, tokens: list[str]) -> str:
         """The flavour's ``convert_tokens_to_string`` for a run of tokens without standalone tokens."""
-        out, sub, prev_special = "", [], False
         if self.flavour == "llama" and tokens[0].startswith(SPIECE_UNDERLINE):
             tokens = [tokens[0][1:], *tokens[1:]]
-        space_before_special = self.flavour == "internlm2" or self.legacy
-        for i, tok in enumerate(tokens):
-            if tok in self._all_special_set:
-                if space_before_special and not prev_special and (self.flavour == "internlm2" or i != 0):
-                    out += " "
-                out += self.sp.decode(sub) + tok
-                prev_special, sub = True, []
-            else:
-                sub.append(tok)
-                prev_special = False
-        out += self.sp.decode(sub)
+        if self._all_special_set.isdisjoint(tokens):  # fast path, same result
+            out = self.sp.decode(tokens)
+        else:
+            out, sub, prev_special = "", [], False
+            space_before_special = self.flavour == "internlm2" or self.legacy
+            for i, tok in enumerate(tokens):
+                if tok in self._all_special_set:
+                    if space_before_special and not prev_special and (self.flavour == "internlm2" or i != 0):
+                        out += " "
+                    out += self.sp.decode(sub) + tok
+                    prev_special, sub = True, []
+                else:
+                    sub.append(tok)
+                    prev_special = False
+            out += self.sp.decode(sub)
         if self.flavour == "internlm2":
             # The official code adds a prefix space unless tokens[0] is in a set of *ids* (never true
             # for a token string), then drops the first character: the two cancel out.
@@ -398,6 +401,8 @@ class Tokenizer:
 
     def _tokens_to_text(self, tokens: list[str]) -> str:
         """``PreTrainedTokenizer._decode`` after the ids became tokens (spaces_between_special_tokens)."""
+        if self._standalone.isdisjoint(tokens):  # fast path, same result
+            return self._run_to_string(tokens) if tokens else ""
         parts, run = [], []
         for tok in tokens:
             if tok in self._standalone:
