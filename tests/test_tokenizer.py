@@ -272,3 +272,17 @@ def test_incremental_holds_back_clean_up_tail():
     stream = IncrementalDecoder(tok)
     out = [stream.push(i) for i in ids]
     assert "".join(out) + stream.flush() == tok.decode(ids) == "yes. no"
+
+
+def test_config_without_added_tokens_decoder(tmp_path):
+    """Older tokenizer_config.json files lack added_tokens_decoder: added_tokens.json + special maps suffice."""
+    shutil.copytree(conformance_path("tokenizers", "internlm2"), tmp_path / "t")
+    cfg_path = tmp_path / "t" / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    del cfg["added_tokens_decoder"]
+    cfg_path.write_text(json.dumps(cfg))
+    tok, cases = Tokenizer.from_dir(tmp_path / "t"), _cases("internlm2")
+    assert len(tok) == cases["meta"]["len"] and tok.all_special_ids == cases["meta"]["all_special_ids"]
+    for case in cases["encode"]:
+        assert tok.encode(case["text"]) == case["input_ids"]
+        assert tok.decode(case["input_ids"]) == case["decode"]
