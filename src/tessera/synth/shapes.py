@@ -1,0 +1,125 @@
+"""Shape scenes: 1-6 coloured shapes on a 3x3 layout, for counting, colour, shape-name and position questions.
+
+Every shape sits in its own cell of a 3x3 grid over the canvas (so "top left" etc. is unambiguous) and no two
+shapes share both colour and kind (so "the red circle" always names one shape). Canvases come in several aspect
+ratios and sizes, not tied to the tile grid: these questions must also be answerable from a single tile.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+from PIL import Image, ImageDraw
+
+from . import vocab as V
+
+_ASPECTS = ((1, 1), (4, 3), (3, 4), (3, 2), (2, 3), (2, 1), (1, 2), (16, 9))
+_BACKGROUNDS = ((255, 255, 255), (246, 246, 240), (238, 242, 248), (245, 240, 232), (236, 236, 236))
+_SUPERSAMPLE = 2  # draw at 2x and downsample: smooth edges, still deterministic
+
+
+@dataclass(frozen=True)
+class Shape:
+    kind: str  # one of vocab.SHAPES
+    color: str  # one of vocab.COLORS
+    cell: int  # 0..8, row-major 3x3 cell index (vocab.POSITIONS[cell])
+
+
+def draw_scene(rng: random.Random, tile_size: int) -> tuple[Image.Image, list[Shape]]:
+    """Draw a random scene. Returns the RGB image (long side tile_size..3.5*tile_size) and its shapes."""
+    aw, ah = rng.choice(_ASPECTS)
+    long_side = rng.randint(tile_size, int(3.5 * tile_size))
+    scale = long_side / max(aw, ah)
+    width, height = max(32, round(aw * scale)), max(32, round(ah * scale))
+    n = rng.randint(1, V.MAX_SHAPES)
+    cells = rng.sample(range(9), n)
+    pairs = rng.sample([(c, k) for c in V.COLORS for k in V.SHAPES], n)
+    shapes = [Shape(kind=k, color=c, cell=cell) for (c, k), cell in zip(pairs, cells)]
+
+    s = _SUPERSAMPLE
+    image = Image.new("RGB", (width * s, height * s), rng.choice(_BACKGROUNDS))
+    draw = ImageDraw.Draw(image)
+    cw, ch = width * s / 3, height * s / 3
+    for shape in shapes:
+        row, col = divmod(shape.cell, 3)
+        # Stay well inside the cell (at most half the free margin off-centre): the position answer must be obvious.
+        size = rng.uniform(0.45, 0.75) * min(cw, ch)
+        cx = (col + 0.5) * cw + rng.uniform(-0.5, 0.5) * (cw - size) / 2
+        cy = (row + 0.5) * ch + rng.uniform(-0.5, 0.5) * (ch - size) / 2
+        _draw_shape(draw, shape.kind, cx, cy, size, V.COLORS[shape.color])
+    return image.resize((width, height), Image.LANCZOS), shapes
+
+
+def _draw_shape(draw: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, size: float, fill) -> None:
+    r = size / 2
+    if kind == "circle":
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
+    elif kind == "square":
+        q = 0.85 * r  # a square looks bigger than a circle of the same width
+        draw.rectangle((cx - q, cy - q, cx + q, cy + q), fill=fill)
+    elif kind == "triangle":
+        draw.polygon([(cx, cy - r), (cx + r, cy + 0.8 * r), (cx - r, cy + 0.8 * r)], fill=fill)
+    elif kind == "star":
+        points = []
+        for i in range(10):
+            radius = r if i % 2 == 0 else 0.45 * r
+            angle = -math.pi / 2 + i * math.pi / 5
+            points.append((cx + radius * math.cos(angle), cy + radius * math.sin(angle)))
+        draw.polygon(points, fill=fill)
+    else:
+        raise ValueError(f"unknown shape kind {kind!r}; expected one of {V.SHAPES}")
+
+
+def ask(rng: random.Random, shapes: list[Shape], task: str, chinese: bool = False) -> tuple[str, str, tuple]:
+    """One (question, answer, fact) of ``task`` (count/color/shape/position) about the scene.
+
+    ``fact`` identifies what is asked, whatever the phrasing (to avoid asking the same thing twice).
+
+    ``chinese`` asks count and colour questions with Chinese phrasings (colour answers then in Chinese too);
+    other tasks ignore it.
+    """
+    by_kind = {k: [s for s in shapes if s.kind == k] for k in V.SHAPES}
+    by_color = {c: [s for s in shapes if s.color == c] for c in V.COLORS}
+    if task == "count":
+        mode = rng.choice(("all", "all", "color", "kind"))
+        if mode == "all":
+            q = rng.choice(V.Q_COUNT_ALL_ZH if chinese else V.Q_COUNT_ALL)
+            return q, str(len(shapes)), ("count",)
+        if mode == "color":
+            color = rng.choice(list(V.COLORS))
+            if chinese:
+                q = rng.choice(V.Q_COUNT_COLOR_ZH).format(color=V.COLORS_ZH[color])
+            else:
+                q = rng.choice(V.Q_COUNT_COLOR).format(color=color)
+            return q, str(len(by_color[color])), ("count", color)
+        kind = rng.choice(V.SHAPES)
+        if chinese:
+            q = rng.choice(V.Q_COUNT_KIND_ZH).format(kind=V.SHAPES_ZH[kind])
+        else:
+            q = rng.choice(V.Q_COUNT_KIND).format(kinds=V.SHAPES_PLURAL[kind])
+        return q, str(len(by_kind[kind])), ("count", kind)
+    if task == "color":
+        unique_kinds = [k for k in V.SHAPES if len(by_kind[k]) == 1]
+        if chinese and unique_kinds:
+            kind = rng.choice(unique_kinds)
+            q = rng.choice(V.Q_COLOR_KIND_ZH).format(kind=V.SHAPES_ZH[kind])
+            return q, V.COLORS_ZH[by_kind[kind][0].color], ("color", by_kind[kind][0].cell)
+        if unique_kinds and rng.random() < 0.5:
+            kind = rng.choice(unique_kinds)
+            return rng.choice(V.Q_COLOR_KIND).format(kind=kind), by_kind[kind][0].color, ("color", by_kind[kind][0].cell)
+        shape = rng.choice(shapes)
+        return rng.choice(V.Q_COLOR_POS).format(pos=V.POSITIONS[shape.cell]), shape.color, ("color", shape.cell)
+    if task == "shape":
+        unique_colors = [c for c in V.COLORS if len(by_color[c]) == 1]
+        if unique_colors and rng.random() < 0.5:
+            color = rng.choice(unique_colors)
+            return rng.choice(V.Q_SHAPE_COLOR).format(color=color), by_color[color][0].kind, ("shape", by_color[color][0].cell)
+        shape = rng.choice(shapes)
+        return rng.choice(V.Q_SHAPE_POS).format(pos=V.POSITIONS[shape.cell]), shape.kind, ("shape", shape.cell)
+    if task == "position":
+        shape = rng.choice(shapes)
+        q = rng.choice(V.Q_POSITION).format(color=shape.color, kind=shape.kind)
+        return q, V.POSITIONS[shape.cell], ("position", shape.cell)
+    raise ValueError(f"shapes cannot answer task {task!r}; expected count, color, shape or position")

@@ -1,0 +1,286 @@
+"""tessera.synth: dataset format, determinism, task mix, label correctness, tokenizer files."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, deque
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sentencepiece as spm
+from PIL import Image, ImageDraw
+
+from tessera.synth import TASKS, generate, text_corpus, train_tokenizer, write_examples
+from tessera.synth import spm_proto as P
+from tessera.synth import vocab as V
+from tessera.synth.__main__ import main as cli_main
+from tessera.synth.document import cell_layout
+from tessera.synth.fonts import text_font
+from tessera.synth.tokenizer import CHAT_PIECES, INTERNVL_TOKENS
+
+from conftest import REPO, conformance_path
+
+N_TRAIN, N_TEST = 14, 12  # 12 = two test samples per task
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("synth")
+    generate(out, n_train=N_TRAIN, n_test=N_TEST, seed=3, progress=False, chinese=True)
+    return out
+
+
+def _records(out: Path, split: str) -> list[dict]:
+    return [json.loads(line) for line in (out / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def test_files_follow_the_internvl_format(dataset):
+    for split, n in (("train", N_TRAIN), ("test", N_TEST)):
+        meta = json.loads((dataset / f"meta_{split}.json").read_text())
+        assert list(meta) == [f"synth_{split}"]
+        entry = meta[f"synth_{split}"]
+        assert set(entry) == {"root", "annotation", "data_augment", "repeat_time", "length"}
+        assert entry["annotation"].endswith(".jsonl") and entry["length"] == n
+        assert entry["data_augment"] is False and entry["repeat_time"] == 1
+        records = _records(dataset, split)
+        assert len(records) == n and len({r["id"] for r in records}) == n
+        for r in records:
+            path = Path(entry["root"]) / r["image"]
+            assert r["image"] == f"images/{split}/{r['id']}.png"
+            with Image.open(path) as im:
+                assert im.mode == "RGB" and im.size == (r["width"], r["height"])
+            conv = r["conversations"]
+            assert len(conv) >= 2 and len(conv) % 2 == 0
+            assert [c["from"] for c in conv] == ["human", "gpt"] * (len(conv) // 2)
+            assert conv[0]["value"].startswith("<image>\n")
+            assert sum(c["value"].count("<image>") for c in conv) == 1
+            assert all(c["value"].strip() == c["value"] and c["value"] for c in conv[1:])
+            assert r["task"] == r["tasks"][0] and len(r["tasks"]) == len(conv) // 2
+            assert set(r["tasks"]) <= set(TASKS)
+            if split == "test":
+                assert len(conv) == 2
+
+
+def test_task_mix(dataset):
+    test = _records(dataset, "test")
+    assert Counter(r["task"] for r in test) == {t: N_TEST // len(TASKS) for t in TASKS}
+    train = _records(dataset, "train")
+    assert any(len(r["conversations"]) > 2 for r in train), "train samples should have several turns"
+    for r in train:  # all turns of one image ask about the same kind of image
+        assert len({V.TASK_KIND[t] for t in r["tasks"]}) == 1
+
+
+def test_task_subset_and_chinese_switch(tmp_path):
+    generate(tmp_path, n_train=12, n_test=4, seed=0, tasks=("count", "read"), progress=False, chinese=False)
+    records = _records(tmp_path, "train") + _records(tmp_path, "test")
+    assert {t for r in records for t in r["tasks"]} == {"count", "read"}
+    text = (tmp_path / "train.jsonl").read_text(encoding="utf-8")
+    assert not any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
+def test_same_seed_same_bytes_any_workers(tmp_path, dataset):
+    other = tmp_path / "again"
+    generate(other, n_train=N_TRAIN, n_test=N_TEST, seed=3, progress=False, chinese=True, workers=2)
+    for split in ("train", "test"):
+        assert (other / f"{split}.jsonl").read_bytes() == (dataset / f"{split}.jsonl").read_bytes()
+        for r in _records(dataset, split):
+            a, b = Image.open(dataset / r["image"]), Image.open(other / r["image"])
+            assert np.array_equal(np.asarray(a), np.asarray(b)), r["id"]
+    different = tmp_path / "seed4"
+    generate(different, n_train=N_TRAIN, n_test=0, seed=4, progress=False, chinese=True)
+    assert (different / "train.jsonl").read_bytes() != (dataset / "train.jsonl").read_bytes()
+
+
+def test_pages_are_whole_tile_grids(dataset):
+    for r in _records(dataset, "train") + _records(dataset, "test"):
+        if r["task"] == "read":
+            cols, rows = r["width"] / 112, r["height"] / 112
+            assert cols.is_integer() and rows.is_integer()
+            assert 6 <= cols * rows <= 12 and min(cols, rows) >= 2
+
+
+def _components(mask: np.ndarray) -> list[np.ndarray]:
+    """4-connected components of a boolean mask (list of (N, 2) pixel coordinate arrays)."""
+    seen = np.zeros_like(mask)
+    out = []
+    for start in zip(*np.nonzero(mask)):
+        if seen[start]:
+            continue
+        seen[start] = True
+        queue, pixels = deque([start]), []
+        while queue:
+            y, x = queue.popleft()
+            pixels.append((y, x))
+            for ny, nx in ((y + 1, x), (y - 1, x), (y, x + 1), (y, x - 1)):
+                if 0 <= ny < mask.shape[0] and 0 <= nx < mask.shape[1] and mask[ny, nx] and not seen[ny, nx]:
+                    seen[ny, nx] = True
+                    queue.append((ny, nx))
+        out.append(np.array(pixels))
+    return out
+
+
+def _shape_blobs(image: Image.Image) -> list[tuple[str, str]]:
+    """(colour name, 3x3 position name) of every shape, found from the pixels alone."""
+    rgb = np.asarray(image).astype(int)
+    background = np.median(rgb.reshape(-1, 3), axis=0)
+    mask = np.abs(rgb - background).sum(-1) > 150
+    blobs = []
+    for pixels in _components(mask):
+        if len(pixels) < 12:
+            continue  # stray anti-aliasing pixels
+        mean = rgb[pixels[:, 0], pixels[:, 1]].mean(0)
+        color = min(V.COLORS, key=lambda c: np.abs(np.array(V.COLORS[c]) - mean).sum())
+        cy, cx = pixels.mean(0)
+        cell = 3 * int(3 * cy / image.height) + int(3 * cx / image.width)
+        blobs.append((color, V.POSITIONS[cell]))
+    return blobs
+
+
+def test_shape_answers_match_the_pixels(dataset):
+    checked = 0
+    for r in _records(dataset, "train") + _records(dataset, "test"):
+        if V.TASK_KIND[r["task"]] != "shapes":
+            continue
+        blobs = _shape_blobs(Image.open(dataset / r["image"]))
+        conv = r["conversations"]
+        for q, a in zip(conv[0::2], conv[1::2]):
+            question, answer = q["value"].removeprefix("<image>\n"), a["value"]
+            if question in V.Q_COUNT_ALL + V.Q_COUNT_ALL_ZH:
+                assert answer == str(len(blobs)), (r["id"], question)
+                checked += 1
+            for pos in V.POSITIONS:
+                if question == V.Q_COLOR_POS[0].format(pos=pos):
+                    assert (answer, pos) in blobs, (r["id"], question)
+                    checked += 1
+            for color in V.COLORS:
+                if question in [t.format(color=color) for t in V.Q_COUNT_COLOR]:
+                    assert answer == str(sum(c == color for c, _ in blobs)), (r["id"], question)
+                    checked += 1
+    assert checked >= 3
+
+
+def _box_interior(image: Image.Image, rgb: tuple[int, int, int]) -> Image.Image:
+    """The inside of the box drawn in colour ``rgb``, found from its pixels."""
+    arr = np.asarray(image).astype(int)
+    ys, xs = np.nonzero(np.abs(arr - np.array(rgb)).sum(-1) < 40)
+    assert len(ys), "box not found"
+    return image.crop((xs.min() + 2, ys.min() + 2, xs.max() - 1, ys.max() - 1))
+
+
+def test_read_answer_is_the_text_in_the_box(dataset):
+    """The recorded answer renders closer to the box's content than any other page word does."""
+    cell_w, cell_h, _ = cell_layout(112, 12)
+    font = text_font(12)
+    checked = 0
+    for r in _records(dataset, "train") + _records(dataset, "test"):
+        if r["task"] != "read":
+            continue
+        image = Image.open(dataset / r["image"])
+        conv = r["conversations"]
+        for q, a in zip(conv[0::2], conv[1::2]):
+            color = next(c for c in V.BOX_COLORS if f" {c} box" in q["value"])
+            crop = np.asarray(_box_interior(image, V.BOX_COLORS[color]).convert("L")).astype(float)
+
+            def distance(text: str, crop=crop) -> float:
+                canvas = Image.new("L", (cell_w, cell_h), 255)
+                ImageDraw.Draw(canvas).text((cell_w / 2, cell_h / 2), text, fill=0, font=font, anchor="mm")
+                ref = np.asarray(canvas.crop((2, 2, cell_w - 2, cell_h - 2))).astype(float)
+                h, w = min(ref.shape[0], crop.shape[0]), min(ref.shape[1], crop.shape[1])
+                return float(np.abs((ref[:h, :w] < 128) ^ (crop[:h, :w] < 128)).sum())
+
+            others = [w for w in V.WORDS if w != a["value"]] + ["100", "472", "805", "999"]
+            best_other = min(distance(w) for w in others if w != a["value"])
+            assert distance(a["value"]) < best_other, (r["id"], q["value"], a["value"])
+            checked += 1
+    assert checked >= 2
+
+
+def test_every_question_and_answer_is_in_the_corpus(dataset):
+    corpus = set(text_corpus(chinese=True))
+    assert V.SYSTEM_MESSAGE in corpus
+    for r in _records(dataset, "train") + _records(dataset, "test"):
+        for c in r["conversations"]:
+            assert c["value"].removeprefix("<image>\n") in corpus, c["value"]
+
+
+def test_bad_arguments_are_explained(tmp_path):
+    with pytest.raises(ValueError, match="choose from"):
+        generate(tmp_path, n_train=1, n_test=0, tasks=("count", "ocr"), progress=False)
+    with pytest.raises(ValueError, match="multiple of 14"):
+        generate(tmp_path, n_train=1, n_test=0, tile_size=100, progress=False)
+    with pytest.raises(ValueError, match="max_tiles"):
+        generate(tmp_path, n_train=1, n_test=0, max_tiles=4, progress=False)
+    with pytest.raises(SystemExit):
+        cli_main(["--out", str(tmp_path), "--train", "1", "--test", "0", "--tasks", "ocr"])
+
+
+def test_cli_writes_dataset(tmp_path, capsys):
+    assert cli_main(["--out", str(tmp_path), "--train", "3", "--test", "2", "--seed", "5", "--no-chinese"]) == 0
+    assert len(_records(tmp_path, "train")) == 3 and len(_records(tmp_path, "test")) == 2
+    info = json.loads((tmp_path / "synth_config.json").read_text())
+    assert info["seed"] == 5 and info["config"]["chinese"] is False
+
+
+def test_committed_examples_are_current(tmp_path):
+    """examples/ holds what write_examples() makes (regenerate with `python -m tessera.synth --examples examples`)."""
+    entries = write_examples(tmp_path)
+    committed = REPO / "examples"
+    assert json.loads((committed / "examples.json").read_text(encoding="utf-8")) == entries
+    for entry in entries:
+        fresh, kept = Image.open(tmp_path / entry["image"]), Image.open(committed / entry["image"])
+        assert np.array_equal(np.asarray(fresh), np.asarray(kept)), entry["image"]
+        for qa in entry["questions"]:
+            assert qa["question"] in set(text_corpus()) and qa["answer"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory) -> Path:
+    return train_tokenizer(tmp_path_factory.mktemp("tok"), text_corpus(), vocab_size=1000)
+
+
+def test_tokenizer_json_files_match_the_internlm2_layout(tokenizer_dir):
+    """With 1000 pieces the ids coincide with the InternLM2 fixture's, so the JSON files must be identical."""
+    for name in ("added_tokens.json", "special_tokens_map.json", "tokenizer_config.json"):
+        assert (tokenizer_dir / name).read_bytes() == conformance_path("tokenizers", "internlm2", name).read_bytes()
+
+
+def test_tokenizer_model_has_the_fixture_flags_and_special_pieces(tokenizer_dir):
+    ours = (tokenizer_dir / "tokenizer.model").read_bytes()
+    ref = conformance_path("tokenizers", "internlm2", "tokenizer.model").read_bytes()
+    assert P.normalizer_spec(ours) == P.normalizer_spec(ref)
+    ours_spec, ref_spec = P.trainer_spec(ours), P.trainer_spec(ref)
+    ours_spec.pop(2), ref_spec.pop(2)  # model_prefix: just a name
+    assert ours_spec == ref_spec
+    ours_pieces, ref_pieces = P.pieces_of(ours), P.pieces_of(ref)
+    assert len(ours_pieces) == len(ref_pieces) == 1000
+    assert ours_pieces[:259] == ref_pieces[:259]  # <unk> <s> </s> and the 256 byte pieces
+    assert ours_pieces[-6:] == ref_pieces[-6:]  # the chat pieces, user-defined, score 0
+
+    sp = spm.SentencePieceProcessor(model_proto=ours)
+    assert (sp.unk_id(), sp.bos_id(), sp.eos_id(), sp.pad_id()) == (0, 1, 2, -1)
+    assert [sp.piece_to_id(p) for p in CHAT_PIECES] == list(range(994, 1000))
+    prompt = f"<|im_start|>system\n{V.SYSTEM_MESSAGE}<|im_end|><|im_start|>user\n\nWhat is the value of fox?<|im_end|>"
+    ids = sp.encode(prompt)
+    assert ids[0] == 999 and ids.count(998) == 2 and ids.count(999) == 2
+    assert sp.decode(ids) == prompt
+    assert sp.encode("472") == [sp.piece_to_id(d) for d in "472"]  # split_digits
+
+
+def test_tokenizer_other_sizes_and_determinism(tmp_path, tokenizer_dir):
+    small = train_tokenizer(tmp_path / "a", text_corpus(), vocab_size=512)
+    again = train_tokenizer(tmp_path / "b", text_corpus(), vocab_size=512)
+    for name in ("tokenizer.model", "added_tokens.json", "special_tokens_map.json", "tokenizer_config.json"):
+        assert (small / name).read_bytes() == (again / name).read_bytes()
+    sp = spm.SentencePieceProcessor(model_file=str(small / "tokenizer.model"))
+    assert sp.vocab_size() == 512 and [sp.piece_to_id(p) for p in CHAT_PIECES] == list(range(506, 512))
+    added = json.loads((small / "added_tokens.json").read_text())
+    assert added == {t: 512 + i for i, t in enumerate(INTERNVL_TOKENS)}
+    config = json.loads((small / "tokenizer_config.json").read_text())
+    assert config["added_tokens_decoder"]["511"]["content"] == "<|im_start|>"
+    with pytest.raises(ValueError, match="too small"):
+        train_tokenizer(tmp_path / "c", text_corpus(), vocab_size=200)
