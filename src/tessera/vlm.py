@@ -66,6 +66,7 @@ class _TextStream:
         return self._emit(final=False)
 
     def finish(self) -> str:
+        self.raw += self.decoder.flush()
         return self._emit(final=True)
 
     def _emit(self, final: bool) -> str:
