@@ -267,10 +267,12 @@ class Tokenizer:
 
     def convert_ids_to_tokens(self, ids: int | Iterable[int], skip_special_tokens: bool = False):
         """Id(s) -> token string(s); ``skip_special_tokens`` drops ids in ``all_special_ids``."""
+        if hasattr(ids, "tolist"):  # numpy / torch, scalar or array
+            ids = ids.tolist()
         if isinstance(ids, int):
             return self._id_to_token(ids)
         return [
-            self._id_to_token(i) for i in map(int, _as_list(ids))
+            self._id_to_token(i) for i in map(int, ids)
             if not (skip_special_tokens and i in self._all_special_id_set)
         ]
 
@@ -489,10 +491,13 @@ class IncrementalDecoder:
         """Full decode of every id pushed so far (including the held-back tail)."""
         return self.tokenizer._tokens_to_text(self._tokens) if self._tokens else ""
 
-    def _stable(self, full: str) -> str:
+    def _stable(self) -> str:
+        """The decoded text minus the tail that later ids could still change."""
         tk = self.tokenizer
         if self._space_before_special:
             full = tk._tokens_to_text(self._tokens[: self._boundary]) if self._boundary else ""
+        else:
+            full = self.text
         n = len(full)
         while n and full[n - 1] == "\ufffd":
             n -= 1
@@ -513,8 +518,7 @@ class IncrementalDecoder:
         self._tokens.append(tok)
         if tok in tk._all_special_set or tok in tk._standalone:
             self._boundary = len(self._tokens)
-        stable = self._stable(self.text)
-        return self._advance(stable)
+        return self._advance(self._stable())
 
     def _advance(self, stable: str) -> str:
         if self._conflict or len(stable) <= len(self._emitted):
