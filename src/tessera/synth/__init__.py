@@ -4,21 +4,28 @@
 * :func:`write_examples` writes the fixed example images of ``examples/`` with their questions and answers.
 * :func:`text_corpus` lists every text the tasks produce; :func:`train_tokenizer` turns it into an
   InternLM2-layout tokenizer (``tessera.synth.tokenizer``).
+
+Names are imported lazily, so that ``python -m tessera.synth.fonts`` runs without importing the rest.
 """
 
-from .corpus import text_corpus
-from .examples import write_examples
-from .generate import SynthConfig, generate, make_sample
-from .tokenizer import train_tokenizer
-from .vocab import SYSTEM_MESSAGE, TASKS
+from __future__ import annotations
 
-__all__ = [
-    "SYSTEM_MESSAGE",
-    "TASKS",
-    "SynthConfig",
-    "generate",
-    "make_sample",
-    "text_corpus",
-    "train_tokenizer",
-    "write_examples",
-]
+import importlib
+
+_API = {
+    "SYSTEM_MESSAGE": "vocab",
+    "TASKS": "vocab",
+    "SynthConfig": "dataset",
+    "generate": "dataset",
+    "make_sample": "dataset",
+    "text_corpus": "corpus",
+    "train_tokenizer": "tokenizer",
+    "write_examples": "examples",
+}
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    if name in _API:
+        return getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("nothing to do: give --out DIR (dataset), --examples DIR and/or --tokenizer DIR")
 
     from .corpus import text_corpus
+    from .dataset import generate
     from .examples import write_examples
-    from .generate import generate
     from .tokenizer import train_tokenizer
 
     try:

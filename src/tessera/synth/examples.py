@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import chart, document, shapes
 from . import vocab as V
-from .generate import sample_rng
+from .dataset import sample_rng
 
 DOC_GRID = (4, 3)  # 12 tiles: the example page is squashed 4x wide / 3x high in a single tile
 
