@@ -256,83 +256,133 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def _splits(total: int, parts: int, align: int = 1) -> list[tuple[int, int]]:
-    """Split ``range(total)`` into at most ``parts`` contiguous non-empty pieces (boundaries on ``align``)."""
+    """Split ``range(total)`` into at most ``parts`` contiguous non-empty pieces (cuts on multiples of
+    ``align`` where possible)."""
     units = -(-total // align)
     parts = max(1, min(parts, units))
     cuts = [min(total, round(units * k / parts) * align) for k in range(parts + 1)]
     return [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
 
 
-class _ExactResize:
-    """``Image.resize(size)`` (default filter, RGB) as independent pieces whose results are bit-identical.
+def _vertical_first_rule(w: int, h: int, out_w: int, out_h: int) -> bool:
+    """Pillow 13 runs the vertical pass first when the height shrinks by more than twice as many pixels as
+    the width (``out_h < h`` and ``h - out_h > 2 * (w - out_w)``); older Pillow always starts with the
+    horizontal pass. Established by probing Pillow 13.0.0 over all four up/down-scaling combinations and the
+    ``h - out_h == 2 * (w - out_w)`` boundary; :func:`_pass_order` re-checks it against the installed Pillow."""
+    return out_h < h and (h - out_h) > 2 * (w - out_w)
 
-    Pillow resamples in two passes with a uint8 image in between: horizontal first (each row on its own),
-    then vertical (each column on its own); a pass is skipped when that dimension does not change. The
-    filter weights of a pass depend only on the input and output lengths along that axis, so the horizontal
-    pass can be run on row bands and the vertical pass on column strips, each as an ordinary
-    ``Image.resize`` that changes one dimension only, without changing a single output value.
+
+def _always_horizontal_first(w: int, h: int, out_w: int, out_h: int) -> bool:
+    return False
+
+
+@functools.lru_cache(maxsize=1)
+def _pass_order() -> Any:
+    """The installed Pillow's pass-order rule (a ``(w, h, out_w, out_h) -> vertical_first`` function),
+    found by comparing ``Image.resize`` with both explicit two-pass orders on small random images; ``None``
+    when neither known rule matches (the split resize is then not used)."""
+    rng = np.random.default_rng(1234)
+    cases = [((8, 8), (12, 3)), ((20, 20), (15, 10)), ((30, 16), (12, 9)), ((9, 40), (14, 11)), ((41, 30), (20, 7))]
+    images = [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for (w, h), _ in cases]
+    for rule in (_vertical_first_rule, _always_horizontal_first):
+        if all(
+            np.array_equal(np.asarray(img.resize(size)), _split_resize_sequential(img, size, rule))
+            for img, (_, size) in zip(images, cases)
+        ):
+            return rule
+    return None
+
+
+class _ExactResize:
+    """``Image.resize(size)`` (default filter, RGB) cut into independent pieces with bit-identical results.
+
+    Pillow resamples in two passes with a uint8 image in between: one along x (each row on its own), one
+    along y (each column on its own), skipping a pass whose length does not change. The weights of a pass
+    depend only on the input and output lengths along its axis, so the x pass can run on row bands and the
+    y pass on column strips, each an ordinary ``Image.resize`` that changes one length only, without changing
+    a single output value, provided the passes run in the order Pillow uses (:func:`_pass_order`).
     """
 
-    def __init__(self, image: Image.Image, size: tuple[int, int], parts: int, col_align: int = 1):
-        self.image, self.size, self.parts, self.col_align = image, size, parts, col_align
-
-    def horizontal_tasks(self) -> list[tuple[Any, ...]]:
-        w, h = self.image.size
-        out_w, _ = self.size
-        if out_w == w:
-            return []
-        self.mid = np.empty((h, out_w, 3), np.uint8)
-        return [(self._h_band, y0, y1) for y0, y1 in _splits(h, self.parts)]
-
-    def _h_band(self, y0: int, y1: int) -> None:
-        band = self.image.crop((0, y0, self.image.width, y1))
-        self.mid[y0:y1] = np.asarray(band.resize((self.size[0], y1 - y0)))
-
-    def vertical_tasks(self) -> list[tuple[Any, ...]]:
-        out_w, out_h = self.size
-        self.mid_image = self.image if out_w == self.image.width else Image.fromarray(self.mid)
+    def __init__(self, image: Image.Image, size: tuple[int, int], parts: int, rule: Any, align: int = 1):
+        w, h = image.size
+        out_w, out_h = size
+        axes = [a for a, needed in (("x", out_w != w), ("y", out_h != h)) if needed]
+        if len(axes) == 2 and rule(w, h, out_w, out_h):
+            axes.reverse()
+        self.image, self.size, self.parts, self.align, self.axes = image, size, parts, align, axes
         self.out = np.empty((out_h, out_w, 3), np.uint8)
-        if out_h == self.mid_image.height:
-            self.out[...] = np.asarray(self.mid_image)
-            return []
-        return [(self._v_strip, x0, x1) for x0, x1 in _splits(out_w, self.parts, self.col_align)]
 
-    def _v_strip(self, x0: int, x1: int) -> None:
-        strip = self.mid_image.crop((x0, 0, x1, self.mid_image.height))
-        self.out[:, x0:x1] = np.asarray(strip.resize((x1 - x0, self.size[1])))
+    def _tasks(self, src: Image.Image, axis: str, dest: np.ndarray, align: int) -> list[tuple[Any, ...]]:
+        if axis == "x":  # row bands, each resized along x only
+            return [(self._x_band, src, dest, a, b) for a, b in _splits(src.height, self.parts)]
+        return [(self._y_strip, src, dest, a, b) for a, b in _splits(src.width, self.parts, align)]
+
+    def _x_band(self, src: Image.Image, dest: np.ndarray, y0: int, y1: int) -> None:
+        dest[y0:y1] = np.asarray(src.crop((0, y0, src.width, y1)).resize((self.size[0], y1 - y0)))
+
+    def _y_strip(self, src: Image.Image, dest: np.ndarray, x0: int, x1: int) -> None:
+        dest[:, x0:x1] = np.asarray(src.crop((x0, 0, x1, src.height)).resize((x1 - x0, self.size[1])))
+
+    def first_tasks(self) -> list[tuple[Any, ...]]:
+        if not self.axes:
+            self.out[...] = np.asarray(self.image)
+            return []
+        if len(self.axes) == 1:
+            return self._tasks(self.image, self.axes[0], self.out, self.align)
+        w, h = self.image.size
+        self.mid = np.empty((h, self.size[0], 3) if self.axes[0] == "x" else (self.size[1], w, 3), np.uint8)
+        return self._tasks(self.image, self.axes[0], self.mid, 1)
+
+    def second_tasks(self) -> list[tuple[Any, ...]]:
+        if len(self.axes) < 2:
+            return []
+        return self._tasks(Image.fromarray(self.mid), self.axes[1], self.out, self.align)
+
+
+def _split_resize_sequential(image: Image.Image, size: tuple[int, int], rule: Any, parts: int = 3) -> np.ndarray:
+    job = _ExactResize(image, size, parts, rule)
+    for tasks in (job.first_tasks, job.second_tasks):
+        for fn, *args in tasks():
+            fn(*args)
+    return job.out
 
 
 def _run_resizes(jobs: list[_ExactResize]) -> list[np.ndarray]:
-    """Run several exact resizes through the shared thread pool: all horizontal pieces first, then the
-    vertical pieces of each resize as soon as its horizontal pass is complete."""
+    """Run exact resizes on the shared thread pool: every job's first pass, then each job's second pass
+    as soon as its first pass is complete."""
     pool = _pool()
 
-    def submit(tasks):
+    def submit(tasks: list[tuple[Any, ...]]) -> list[Future]:
         return [pool.submit(fn, *args) for fn, *args in tasks]
 
-    h_futs: list[list[Future]] = [submit(job.horizontal_tasks()) for job in jobs]
-    v_futs: list[list[Future]] = []
-    for job, futs in zip(jobs, h_futs):
+    firsts = [submit(job.first_tasks()) for job in jobs]
+    seconds = []
+    for job, futs in zip(jobs, firsts):
         for f in futs:
             f.result()
-        v_futs.append(submit(job.vertical_tasks()))
-    for futs in v_futs:
+        seconds.append(submit(job.second_tasks()))
+    for futs in seconds:
         for f in futs:
             f.result()
     return [job.out for job in jobs]
 
 
-def resize_exact(image: Image.Image, size: tuple[int, int], *, threads: int | None = None) -> np.ndarray:
-    """``np.asarray(image.resize(size))`` for an RGB image, bit-identical, computed in parallel pieces.
+def _use_split(image: Image.Image, parts: int) -> Any:
+    if parts < 2 or image.mode != "RGB" or image.width * image.height < _PARALLEL_MIN_PIXELS:
+        return None
+    return _pass_order()
 
-    Returns uint8 ``[size[1], size[0], 3]``.
-    """
+
+def resize_exact(image: Image.Image, size: tuple[int, int], *, threads: int | None = None) -> np.ndarray:
+    """``np.asarray(image.resize(size))`` for an RGB image, bit-identical, computed in parallel pieces
+    (plain ``Image.resize`` for small images or one thread). Returns uint8 ``[size[1], size[0], 3]``."""
     if image.mode != "RGB":
         raise ValueError(f"resize_exact expects an RGB image, got mode {image.mode!r}")
     parts = threads or _num_threads()
-    if parts == 1 or image.width * image.height < _PARALLEL_MIN_PIXELS:
+    rule = _use_split(image, parts)
+    if rule is None:
         return np.asarray(image.resize(size))
-    return _run_resizes([_ExactResize(image, size, parts)])[0]
+    return _run_resizes([_ExactResize(image, size, parts, rule)])[0]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -374,14 +424,15 @@ def dynamic_tiles(
     blocks = cols * rows
     thumb = use_thumbnail and blocks != 1
     parts = _num_threads()
-    if parts == 1 or w * h < _PARALLEL_MIN_PIXELS:
+    rule = _use_split(img, parts)
+    if rule is None:
         grid = np.asarray(img.resize((cols * s, rows * s)))
         small = np.asarray(img.resize((s, s))) if thumb else None
     else:
-        # Column strips of the vertical pass are cut on tile boundaries where possible.
-        jobs = [_ExactResize(img, (cols * s, rows * s), parts, col_align=s if cols >= parts else 1)]
+        # The resize and the thumbnail run side by side; column strips are cut on tile boundaries.
+        jobs = [_ExactResize(img, (cols * s, rows * s), parts, rule, align=s if cols >= parts else 1)]
         if thumb:
-            jobs.append(_ExactResize(img, (s, s), parts))
+            jobs.append(_ExactResize(img, (s, s), parts, rule))
         outs = _run_resizes(jobs)
         grid, small = outs[0], (outs[1] if thumb else None)
     out = np.empty((blocks + int(thumb), s, s, 3), np.uint8)
