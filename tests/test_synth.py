@@ -284,3 +284,26 @@ def test_tokenizer_other_sizes_and_determinism(tmp_path, tokenizer_dir):
     assert config["added_tokens_decoder"]["511"]["content"] == "<|im_start|>"
     with pytest.raises(ValueError, match="too small"):
         train_tokenizer(tmp_path / "c", text_corpus(), vocab_size=200)
+
+
+def test_tokenizer_loads_in_tessera(tmp_path):
+    from tessera.tokenizer import Tokenizer
+
+    tok = Tokenizer.from_dir(train_tokenizer(tmp_path, text_corpus(), vocab_size=512))
+    assert len(tok) == 521 and (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id) == (1, 2, 2)
+    assert tok.convert_tokens_to_ids(list(INTERNVL_TOKENS)) == list(range(512, 521))
+    assert tok.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"]) == [511, 510]
+    ids = tok.encode("<|im_start|>user\n<img><IMG_CONTEXT><IMG_CONTEXT></img>\nHow many shapes are there?<|im_end|>")
+    assert ids[:2] == [1, 511] and ids.count(514) == 2 and ids[-1] == 510
+    assert tok.decode(tok.encode("What color is the star?", add_special_tokens=False)) == "What color is the star?"
+
+
+def test_pages_and_charts_get_their_own_tile_grid():
+    """InternVL's dynamic tiling (tessera.preprocess) picks exactly the grid a page or chart was drawn on."""
+    from tessera.preprocess import tile_grid
+    from tessera.synth.chart import CHART_GRIDS
+    from tessera.synth.document import page_grids
+
+    for tile in (56, 112, 224):
+        for cols, rows in page_grids(12, 6) + list(CHART_GRIDS):
+            assert tile_grid(cols * tile, rows * tile, max_tiles=12, image_size=tile) == (cols, rows)
