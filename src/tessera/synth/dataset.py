@@ -43,6 +43,7 @@ class SynthConfig:
     weights: relative frequency of each task as the first turn of a train sample.
     train_turns: up to this many Q/A turns per train image (test: always 1).
     text_px: page text height; legible in full tiles, not when the page is squashed into one tile.
+    number_fraction: share of page cells holding a three-digit number instead of a word.
     chart_text_px: chart label/value text height.
     doc_min_tiles: smallest page grid (cols*rows); >= 6 keeps every page squashed >= 3x in one tile.
     chinese: Chinese phrasings for some count/colour questions; None = on iff a CJK font is installed.
@@ -55,6 +56,7 @@ class SynthConfig:
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     train_turns: int = 3
     text_px: int = 12
+    number_fraction: float = 0.35
     chart_text_px: int = 14
     doc_min_tiles: int = 6
     chinese: bool | None = None
@@ -67,6 +69,8 @@ class SynthConfig:
             raise ValueError(f"unknown or no tasks {unknown or self.tasks}; choose from {V.TASKS}")
         if self.tile_size < 28 or self.tile_size % 14:
             raise ValueError(f"tile_size={self.tile_size} must be a multiple of 14 (the patch size), >= 28")
+        if not 0 <= self.number_fraction <= 1 or not 0 <= self.zh_fraction <= 1:
+            raise ValueError(f"number_fraction and zh_fraction must be in [0, 1]; got {self}")
         if self.train_turns < 1:
             raise ValueError(f"train_turns={self.train_turns} must be >= 1")
         if any(self.weights.get(t, 0) <= 0 for t in self.tasks):
@@ -105,7 +109,7 @@ def make_sample(cfg: SynthConfig, seed: int, split: str, index: int) -> tuple[Im
     elif kind == "document":
         grids = document.page_grids(cfg.max_tiles, cfg.doc_min_tiles)
         colors = ["red"] if split == "test" else rng.sample(list(V.BOX_COLORS), n_turns)
-        image, boxes = document.draw_page(rng, cfg.tile_size, cfg.text_px, grids, colors)
+        image, boxes = document.draw_page(rng, cfg.tile_size, cfg.text_px, grids, colors, cfg.number_fraction)
         box_iter = iter(boxes)
 
         def ask(task: str) -> tuple[str, str, tuple]:

@@ -59,9 +59,17 @@ def cell_layout(tile_size: int, text_px: int) -> tuple[int, int, list[tuple[int,
 
 
 def draw_page(
-    rng: random.Random, tile_size: int, text_px: int, grids: list[tuple[int, int]], box_colors: list[str]
+    rng: random.Random,
+    tile_size: int,
+    text_px: int,
+    grids: list[tuple[int, int]],
+    box_colors: list[str],
+    number_fraction: float = 0.35,
 ) -> tuple[Image.Image, list[Box]]:
-    """Draw a page and mark one distinct cell per entry of ``box_colors``. Returns the image and the boxes."""
+    """Draw a page and mark one distinct cell per entry of ``box_colors``. Returns the image and the boxes.
+
+    Each filled cell holds a three-digit number with probability ``number_fraction``, else a word of vocab.WORDS.
+    """
     cols, rows = rng.choice(grids)
     width, height = cols * tile_size, rows * tile_size
     image = Image.new("RGB", (width, height), rng.choice(_PAPER))
@@ -76,10 +84,10 @@ def draw_page(
             for cx, cy in corners:
                 if rng.random() < 0.1:
                     continue  # an empty cell now and then, like a ragged line end
-                if rng.random() < 0.65:
-                    text = rng.choice(V.WORDS)
-                else:
+                if rng.random() < number_fraction:
                     text = str(rng.randint(*V.NUMBER_RANGE))
+                else:
+                    text = rng.choice(V.WORDS)
                 cells.append((tx * tile_size + cx, ty * tile_size + cy, text))
     for x0, y0, text in cells:
         # Centre the text in its cell (anchor "mm": middle of the ink box horizontally, of the line vertically).
