@@ -85,7 +85,9 @@ def without_answers(records: list[dict]) -> bool:
     return any(r.get("answer") is None for r in records)
 
 
-NO_GT = Score(None, note="no ground truth in these records (a test split?): predictions only, submit them")
+def no_ground_truth(records: list[dict]) -> Score:
+    return Score(None, n=len(records),
+                 note="no ground truth in these records (a test split?): predictions only, submit them")
 
 
 def mean(values: list[float]) -> float:

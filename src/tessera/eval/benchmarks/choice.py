@@ -9,12 +9,12 @@ from pathlib import Path
 from tessera.eval.benchmarks.base import (
     MC_INSTRUCTION,
     MC_INSTRUCTION_CN,
-    NO_GT,
     Benchmark,
     Item,
     Score,
     grouped_mean,
     mean,
+    no_ground_truth,
     register,
     without_answers,
 )
@@ -65,7 +65,7 @@ class _TSVChoice(Benchmark):
 
     def score(self, records, options=None):
         if without_answers(records):
-            return NO_GT
+            return no_ground_truth(records)
         rows = []
         for r in records:
             letter = can_infer(r["prediction"], r["meta"]["options"])
@@ -148,7 +148,7 @@ class SEED(Benchmark):
 
     def score(self, records, options=None):
         if without_answers(records):
-            return NO_GT
+            return no_ground_truth(records)
         def hit(r):
             return float(seed_letter(r["prediction"]) == r["answer"])
         acc = mean([hit(r) for r in records])
@@ -188,6 +188,6 @@ class ScienceQA(Benchmark):
 
     def score(self, records, options=None):
         if without_answers(records):
-            return NO_GT
+            return no_ground_truth(records)
         acc = mean([float(ivl_letter(r["prediction"], r["meta"]["options"]) == r["answer"]) for r in records])
         return Score(100.0 * acc, {"accuracy": 100.0 * acc}, len(records))

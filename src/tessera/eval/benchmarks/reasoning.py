@@ -9,13 +9,13 @@ from pathlib import Path
 
 from tessera.eval.benchmarks.base import (
     MC_INSTRUCTION,
-    NO_GT,
     SHORT_ANSWER,
     Benchmark,
     Item,
     Score,
     grouped_mean,
     mean,
+    no_ground_truth,
     register,
     without_answers,
 )
@@ -69,7 +69,7 @@ class MMMU(Benchmark):
 
     def score(self, records, options=None):
         if without_answers(records):
-            return NO_GT
+            return no_ground_truth(records)
 
         def hit(r):
             opts = r["meta"]["options"]
@@ -108,7 +108,7 @@ class MathVista(Benchmark):
 
     def score(self, records, options=None):
         if without_answers(records):
-            return NO_GT
+            return no_ground_truth(records)
 
         def hit(r):
             return float(mathvista_correct(r["prediction"], {**r["meta"], "answer": r["answer"]}))

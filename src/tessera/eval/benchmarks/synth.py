@@ -11,12 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from tessera.eval.benchmarks.base import (
-    NO_GT,
     Benchmark,
     Item,
     Score,
     grouped_mean,
     mean,
+    no_ground_truth,
     register,
     without_answers,
 )
@@ -85,7 +85,7 @@ class Synth(Benchmark):
 
     def score(self, records, options=None):
         if without_answers(records):
-            return NO_GT
+            return no_ground_truth(records)
 
         def hit(r):
             return float(r["prediction"].strip().lower() == str(r["answer"]).strip().lower())

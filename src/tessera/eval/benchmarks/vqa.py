@@ -6,13 +6,13 @@ import ast
 from pathlib import Path
 
 from tessera.eval.benchmarks.base import (
-    NO_GT,
     SHORT_ANSWER,
     Benchmark,
     Item,
     Score,
     grouped_mean,
     mean,
+    no_ground_truth,
     register,
     without_answers,
 )
@@ -45,7 +45,7 @@ class TextVQA(Benchmark):
 
     def score(self, records, options=None):
         if without_answers(records):
-            return NO_GT
+            return no_ground_truth(records)
         variant = (options or {}).get("vqa_normalizer", "internvl")
         acc = mean([vqa_accuracy(r["prediction"], r["answer"], variant) for r in records])
         return Score(100.0 * acc, {"accuracy": acc, "normalizer": variant}, len(records))
@@ -73,7 +73,7 @@ class _ANLSBench(Benchmark):
 
     def score(self, records, options=None):
         if without_answers(records):
-            return NO_GT
+            return no_ground_truth(records)
         value = mean([anls(r["prediction"], r["answer"]) for r in records])
         return Score(100.0 * value, {"anls": value}, len(records))
 
@@ -120,7 +120,7 @@ class ChartQA(Benchmark):
 
     def score(self, records, options=None):
         if without_answers(records):
-            return NO_GT
+            return no_ground_truth(records)
         order = (options or {}).get("chartqa_order", "internvl")
         per_split = grouped_mean(records, lambda r: r["meta"]["split"],
                                  lambda r: float(relaxed_correct(r["prediction"], r["answer"], order)))
@@ -144,7 +144,7 @@ class AI2D(Benchmark):
 
     def score(self, records, options=None):
         if without_answers(records):
-            return NO_GT
+            return no_ground_truth(records)
         acc = mean([float(exact_match(r["prediction"], r["answer"])) for r in records])
         return Score(100.0 * acc, {"accuracy": acc}, len(records))
 
@@ -165,7 +165,7 @@ class OCRBench(Benchmark):
             path = find_file(data_dir, ["OCRBench.json"], "ocrbench")
         except FileNotFoundError:
             return self._load_tsv(find_file(data_dir, ["OCRBench*.tsv"], "ocrbench (OCRBench.json or .tsv)"))
-        bases = [path.parent / "OCRBench_Images", path.parent, data_dir]
+        bases = [path.parent / "OCRBench_Images", data_dir / "OCRBench_Images", path.parent, data_dir]
         items = []
         for q in read_json(path):
             answers = q["answers"] if isinstance(q["answers"], list) else [q["answers"]]
@@ -189,7 +189,7 @@ class OCRBench(Benchmark):
 
     def score(self, records, options=None):
         if without_answers(records):
-            return NO_GT
+            return no_ground_truth(records)
         per_category: dict[str, int] = {}
         for r in records:
             hit = ocrbench_hit(r["prediction"], r["answer"], hme=r["meta"]["hme"])

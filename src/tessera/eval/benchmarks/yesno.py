@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from tessera.eval.benchmarks.base import (
-    NO_GT,
     SHORT_ANSWER,
     Benchmark,
     Item,
     Score,
     mean,
+    no_ground_truth,
     register,
     without_answers,
 )
@@ -72,7 +72,7 @@ class MME(Benchmark):
 
     def score(self, records, options=None):
         if without_answers(records):
-            return NO_GT
+            return no_ground_truth(records)
         by_task: dict[str, dict[str, list[bool]]] = {}
         for r in records:
             correct = mme_label(r["prediction"]) == r["answer"].strip().lower()
@@ -117,7 +117,7 @@ class POPE(Benchmark):
 
     def score(self, records, options=None):
         if without_answers(records):
-            return NO_GT
+            return no_ground_truth(records)
         splits: dict[str, list[dict]] = {}
         for r in records:
             splits.setdefault(r["meta"]["split"], []).append(r)
@@ -151,7 +151,7 @@ class HallusionBench(Benchmark):
 
     def score(self, records, options=None):
         if without_answers(records):
-            return NO_GT
+            return no_ground_truth(records)
         rows = [(r["id"], str(r["meta"]["l2_category"]),
                  hallusion_label(r["prediction"]) == self._gold(r["answer"])) for r in records]
         unknown = sum(hallusion_label(r["prediction"]) == "Unknown" for r in records)
