@@ -49,7 +49,7 @@ def text_corpus(chinese: bool = True) -> list[str]:
         lines += _fill(V.Q_COUNT_KIND_ZH + V.Q_COLOR_KIND_ZH, kind=zh_kinds)
         lines += zh_colors
     # The same texts as they appear in a chat prompt: after a role header, after "</img>\n" or "\n".
-    questions = [line for line in lines if line.endswith(("?", ".", "？"))]
+    questions = [line for line in lines[5:] if line.endswith(("?", ".", "？"))]  # [5:]: not the system lines
     lines += ["system\n" + m for m in (V.SYSTEM_MESSAGE, V.SYSTEM_MESSAGE_LATER)]
     lines += ["user\n" + q for q in questions] + ["\n" + q for q in questions] + ["assistant\n"]
     return lines
