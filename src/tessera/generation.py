@@ -186,29 +186,64 @@ def _forward_prefill(lm, embeds, positions, cache_pos, attn_mask):
             attn.prefill_mode = False
 
 
+def _step(lm, tokens: torch.Tensor, positions: torch.Tensor, cache_pos: torch.Tensor, mask: torch.Tensor):
+    """One decode step with static shapes (the part that is compiled / captured as a CUDA graph)."""
+    embeds = lm.embed_tokens(tokens.view(-1, 1))
+    hidden = lm(embeds, positions.view(-1, 1), cache_pos=cache_pos, mask=mask, kv_len=0)
+    return lm.logits(hidden[:, -1])
+
+
+_COMPILED: dict[int, object] = {}
+
+
+def compiled_step(lm):
+    """``torch.compile(mode="reduce-overhead")`` of :func:`_step` (CUDA graphs on GPU), one per model."""
+    key = id(lm)
+    if key not in _COMPILED:
+        _COMPILED[key] = torch.compile(_step, mode="reduce-overhead", dynamic=False)
+    return _COMPILED[key]
+
+
 @torch.no_grad()
-def decode_step(model: InternVLChatModel, tokens: torch.Tensor, state: DecodeState) -> torch.Tensor:
+def decode_step(
+    model: InternVLChatModel, tokens: torch.Tensor, state: DecodeState, compile: bool = False
+) -> torch.Tensor:
     """Feed tokens [b] at the next slot; returns logits [b, v] and advances ``state``."""
     lm = model.language_model
     state.valid[:, state.slot] = True
-    embeds = lm.embed_tokens(tokens.view(-1, 1))
     cache_pos = torch.tensor([state.slot], device=tokens.device)
     mask = state.valid[:, None, None, :]
-    hidden = lm(embeds, state.positions.view(-1, 1), cache_pos=cache_pos, mask=mask, kv_len=state.slot + 1)
+    total = state.slot + 1
+    if lm.rotary.kind == "dynamic" and total > lm.config.max_position_embeddings:
+        # past the native context InternLM2's NTK base depends on the length: eager path
+        embeds = lm.embed_tokens(tokens.view(-1, 1))
+        hidden = lm(embeds, state.positions.view(-1, 1), cache_pos=cache_pos, mask=mask, kv_len=total)
+        logits = lm.logits(hidden[:, -1])
+    else:
+        step = compiled_step(lm) if compile else _step
+        logits = step(lm, tokens, state.positions, cache_pos, mask)
     state.positions = state.positions + 1
     state.slot += 1
-    return lm.logits(hidden[:, -1])
+    return logits
 
 
 @torch.no_grad()
 def generate(
-    model: InternVLChatModel, batch: Batch, params: Sequence[SamplingParams], pad_id: int
+    model: InternVLChatModel,
+    batch: Batch,
+    params: Sequence[SamplingParams],
+    pad_id: int,
+    *,
+    compile: bool = False,
+    check_every: int = 1,
 ) -> Iterator[torch.Tensor]:
     """Yield the next token of every row [b] per step; finished rows yield ``pad_id``.
 
     A row finishes on one of its ``stop_token_ids`` (the stop token itself is yielded) or after its
     ``max_new_tokens``. The loop ends when every row has finished. The caller may stop early by closing
-    the generator (``break``); the KV caches are released either way.
+    the generator (``break``). ``compile`` runs the decode step through ``torch.compile`` (CUDA graphs on
+    GPU); ``check_every`` > 1 checks for finished rows only every that many steps, so the loop does not
+    wait for the device at each token (rows that finished keep yielding ``pad_id``).
     """
     b = batch.input_ids.shape[0]
     if len(params) != b:
@@ -230,8 +265,9 @@ def generate(
             sampler.observe(tokens)
             yield tokens
             finished |= torch.isin(tokens, stop_table) | (step + 1 >= limits)
-            if step + 1 == max_new or bool(finished.all()):
+            if step + 1 == max_new or ((step + 1) % check_every == 0 and bool(finished.all())):
                 break
-            logits = decode_step(model, tokens, state)
+            logits = decode_step(model, tokens, state, compile)
     finally:
-        lm.clear_caches()
+        if not compile:
+            lm.clear_caches()  # compiled steps keep the cache buffers (static addresses for CUDA graphs)

@@ -59,7 +59,7 @@ class Rotary:
             long = torch.tensor(cfg.rope_scaling["long_factor"], dtype=torch.float32, device=dev)
             use_long = (position_ids.max() + 1) > cfg.original_max_position_embeddings
             inv_freq = base / torch.where(use_long, long, short)
-        elif self.kind == "dynamic" and kv_len > cfg.max_position_embeddings:
+        elif self.kind == "dynamic" and kv_len and kv_len > cfg.max_position_embeddings:
             theta = ntk_base(cfg.rope_theta, d, kv_len, cfg.max_position_embeddings, cfg.rope_scaling["factor"])
             inv_freq = default_inv_freq(d, theta, dev)
         elif self.kind == "linear":
@@ -242,7 +242,11 @@ class CausalLM(nn.Module):
         cfg = self.config
         weight = self.head.weight
         dtype, device = dtype or weight.dtype, device or weight.device
+        shape = (batch, cfg.num_key_value_heads, max_len, cfg.head_dim)
         for attn in self.attention_modules():
+            old = attn.cache
+            if old is not None and old.k.shape == shape and old.k.dtype == dtype and old.k.device == device:
+                continue  # reuse: stale slots are never attended to (the decode mask covers written slots)
             attn.cache = KVCache(batch, cfg.num_key_value_heads, max_len, cfg.head_dim, dtype, device)
 
     def clear_caches(self) -> None:
