@@ -54,7 +54,8 @@ __all__ = [
     "is_public_address",
 ]
 
-DEFAULT_MAX_PIXELS = 178_956_970  # PIL's own Image.MAX_IMAGE_PIXELS default (about 13,000 x 13,000)
+# PIL's own decompression-bomb error threshold (2 * PIL.Image.MAX_IMAGE_PIXELS), about 13,400 x 13,400.
+DEFAULT_MAX_PIXELS = 178_956_970
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024  # encoded size cap for URLs, bytes and base64 input
 DEFAULT_TIMEOUT = 10.0  # seconds, whole download
 MAX_IMAGES = 16  # default cap on images per request
@@ -154,10 +155,10 @@ def _resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(info[4][0] for info in infos))
 
 
-def _pinned_request_target(url: str, allow_private: bool) -> tuple[str, str, str]:
-    """Check ``url`` and return ``(url with the host replaced by a checked IP, Host header, SNI name)``.
+def _checked_targets(url: str, allow_private: bool) -> tuple[list[str], str, str]:
+    """Check ``url``; return ``(candidate URLs with the host replaced by each checked IP, Host header, host)``.
 
-    Connecting to the address that was checked (instead of letting the HTTP client resolve the name again)
+    Connecting to an address that was checked (instead of letting the HTTP client resolve the name again)
     closes the DNS-rebinding gap between the check and the connection.
     """
     parts = urlsplit(url)
@@ -178,15 +179,14 @@ def _pinned_request_target(url: str, allow_private: bool) -> tuple[str, str, str
         if refused or not addresses:
             raise URLNotAllowed(
                 f"refusing to fetch {url!r}: {host!r} resolves to a non-public address ({', '.join(refused)}); "
-                "loopback, private, link-local and reserved addresses are blocked. Pass the image inline "
-                "(base64) or enable private URLs (allow_private_urls=True) if this server is trusted"
+                "loopback, private, link-local and reserved addresses are blocked. Send the image inline "
+                "(base64) instead, or allow private URLs (allow_private_urls=True) if this server is trusted"
             )
-    ip = addresses[0]
-    ip_host = f"[{ip}]" if ":" in ip else ip
-    netloc = f"{ip_host}:{port}"
-    host_header = parts.netloc.rsplit("@", 1)[-1]
-    pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
-    return pinned, host_header, host
+    targets = []
+    for ip in addresses:
+        ip_host = f"[{ip}]" if ":" in ip else ip
+        targets.append(urlunsplit((parts.scheme, f"{ip_host}:{port}", parts.path or "/", parts.query, "")))
+    return targets, parts.netloc.rsplit("@", 1)[-1], host
 
 
 def fetch_url(
@@ -201,9 +201,10 @@ def fetch_url(
 
     Streamed with a ``max_bytes`` cap and a ``timeout`` (seconds) over the whole download. Redirects (at
     most ``max_redirects``) are followed by hand so that every hop goes through the same checks: unless
-    ``allow_private``, the host name is resolved first and the request is refused (no connection made) when
-    any address is not public (see :func:`is_public_address`). The connection goes to the checked address.
-    Environment proxies are ignored.
+    ``allow_private``, the host name is resolved first and the request is refused, with no connection made,
+    when any of its addresses is not public (see :func:`is_public_address`). The connection then goes to
+    a checked address (the next one if connecting fails), with the original ``Host`` header and TLS server
+    name. Environment proxies are ignored.
     """
     import httpx
 
@@ -211,44 +212,48 @@ def fetch_url(
     current = url
     with httpx.Client(trust_env=False, follow_redirects=False, timeout=timeout) as client:
         for _hop in range(max_redirects + 1):
-            pinned, host_header, sni = _pinned_request_target(current, allow_private)
-            extensions = {"sni_hostname": sni} if current.lower().startswith("https") else {}
-            try:
-                with client.stream(
-                    "GET", pinned, headers={"Host": host_header, "Accept": "image/*"}, extensions=extensions
-                ) as resp:
-                    if resp.is_redirect:
+            targets, host_header, host = _checked_targets(current, allow_private)
+            extensions = {"sni_hostname": host} if urlsplit(current).scheme == "https" else {}
+            headers = {"Host": host_header, "Accept": "image/*"}
+            for i, target in enumerate(targets):
+                try:
+                    with client.stream("GET", target, headers=headers, extensions=extensions) as resp:
+                        if not resp.is_redirect:
+                            return _read_body(resp, current, max_bytes, timeout, deadline)
                         location = resp.headers.get("location")
                         if not location:
                             raise ImageFetchError(f"{current!r} redirected without a Location header")
                         current = urljoin(current, location)
+                        break
+                except httpx.ConnectError as e:
+                    if i + 1 < len(targets):
                         continue
-                    if resp.status_code in (404, 410):
-                        raise ImageNotFound(f"{current!r} answered HTTP {resp.status_code}; check the URL")
-                    if resp.status_code >= 400:
-                        raise ImageFetchError(f"{current!r} answered HTTP {resp.status_code}")
-                    length = resp.headers.get("content-length")
-                    if length and length.isdigit() and int(length) > max_bytes:
-                        raise ImageTooLarge(
-                            f"{current!r} is {int(length)} bytes, more than the {max_bytes}-byte limit; "
-                            "send a smaller image"
-                        )
-                    chunks, size = [], 0
-                    for chunk in resp.iter_bytes():
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise ImageTooLarge(
-                                f"{current!r} is more than the {max_bytes}-byte limit; send a smaller image"
-                            )
-                        if time.monotonic() > deadline:
-                            raise ImageFetchError(f"downloading {current!r} took more than {timeout} s")
-                        chunks.append(chunk)
-                    return b"".join(chunks)
-            except httpx.TimeoutException as e:
-                raise ImageFetchError(f"downloading {current!r} timed out after {timeout} s") from e
-            except httpx.HTTPError as e:
-                raise ImageFetchError(f"downloading {current!r} failed: {e}") from e
+                    raise ImageFetchError(f"downloading {current!r} failed: cannot connect ({e})") from e
+                except httpx.TimeoutException as e:
+                    raise ImageFetchError(f"downloading {current!r} timed out after {timeout} s") from e
+                except httpx.HTTPError as e:
+                    raise ImageFetchError(f"downloading {current!r} failed: {e}") from e
         raise ImageFetchError(f"{url!r} redirected more than {max_redirects} times")
+
+
+def _read_body(resp: Any, url: str, max_bytes: int, timeout: float, deadline: float) -> bytes:
+    if resp.status_code in (404, 410):
+        raise ImageNotFound(f"{url!r} answered HTTP {resp.status_code}; check the URL")
+    if resp.status_code >= 400:
+        raise ImageFetchError(f"{url!r} answered HTTP {resp.status_code}")
+    too_large = f"{url!r} is more than the {max_bytes}-byte limit; send a smaller image"
+    length = resp.headers.get("content-length")
+    if length and length.isdigit() and int(length) > max_bytes:
+        raise ImageTooLarge(too_large)
+    chunks, size = [], 0
+    for chunk in resp.iter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise ImageTooLarge(too_large)
+        if time.monotonic() > deadline:
+            raise ImageFetchError(f"downloading {url!r} took more than {timeout} s")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -290,7 +295,10 @@ def _decode(data: bytes | Path, max_pixels: int | None, what: str) -> Image.Imag
     try:
         img = Image.open(fp)
     except Image.DecompressionBombError as e:
-        raise ImageTooLarge(f"{what} is too large to decode safely: {e}") from e
+        raise ImageTooLarge(
+            f"{what} is too large to decode safely ({e}); downscale it before sending (PIL refuses more than "
+            "2 * PIL.Image.MAX_IMAGE_PIXELS pixels whatever max_pixels says)"
+        ) from e
     except UnidentifiedImageError as e:
         raise InvalidImage(f"{what} is not a recognised image file; send a JPEG, PNG, WebP, GIF, BMP or TIFF") from e
     except OSError as e:
@@ -344,8 +352,9 @@ def load_image(
 
     Args:
         max_pixels: refuse images with more pixels (width * height), checked from the file header before
-            any pixel is decoded (decompression bombs). ``None`` disables the check (PIL's own bomb guard at
-            ``2 * PIL.Image.MAX_IMAGE_PIXELS`` still applies).
+            any pixel is decoded (decompression bombs). ``None`` disables the check. PIL's own guard still refuses
+            more than ``2 * PIL.Image.MAX_IMAGE_PIXELS`` (178,956,970 by default) and warns above half that;
+            raise ``PIL.Image.MAX_IMAGE_PIXELS`` too to accept bigger images.
         allow_urls / allow_local_files: enable URL fetching / reading paths (servers usually disable files).
         timeout, max_bytes, allow_private_urls: passed to :func:`fetch_url`; ``max_bytes`` also caps inline
             bytes and base64 data (not local files).
