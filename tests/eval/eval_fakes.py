@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import os
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -76,5 +78,16 @@ class FakeVLM:
 
 
 def make(model, device=None, dtype=None):
-    """Factory for ``--vlm-factory eval_fakes:make`` (subprocess tests)."""
-    return FakeVLM()
+    """Factory for ``--vlm-factory eval_fakes:make`` (subprocess tests). With ``EVAL_FAKE_LOG=<dir>`` set,
+    each process appends the questions it answers to ``<dir>/rank<RANK>.txt``."""
+    log_dir = os.environ.get("EVAL_FAKE_LOG")
+    if not log_dir:
+        return FakeVLM()
+    path = Path(log_dir) / f"rank{os.environ.get('RANK', '0')}.txt"
+
+    def answer(question: str, n_images: int) -> str:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(question) + "\n")
+        return hash_answer(question)
+
+    return FakeVLM(answer)
