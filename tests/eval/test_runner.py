@@ -115,4 +115,7 @@ def test_cli_run_then_score_only(tmp_path, capsys):
     assert second["metrics"]["order"] == "gold" and first["metrics"]["order"] == "internvl"
     assert main(["--score-only", "--out", str(tmp_path / "nothing")]) == 2
     assert main(["--bench", "ai2d"]) == 2
-    assert "required" in capsys.readouterr().err
+    assert "--data required" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["--bench", "ai2d", "--data", str(tmp_path / "empty"), "--vlm-factory", "eval_fakes:make"]) == 2
+    assert "ai2d: no file matching" in capsys.readouterr().err

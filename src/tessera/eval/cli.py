@@ -43,7 +43,7 @@ def _names(text: str) -> list[str]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="checkpoint directory or Hugging Face repo id")
+    p.add_argument("--model", help="checkpoint directory or Hugging Face repo id (default: the bundled model)")
     p.add_argument("--bench", type=_names, help=f"benchmark(s), comma-separated: {', '.join(sorted(BENCHMARKS))}")
     p.add_argument("--data", type=Path, help="data root: <data>/<bench>/ per benchmark, or the benchmark's own dir")
     p.add_argument("--out", type=Path, default=Path("eval_results"), help="output directory (default eval_results)")
@@ -90,6 +90,14 @@ def load_model(args: argparse.Namespace, dist: Dist) -> Any:
     return tessera.load(args.model, device=device, dtype=args.dtype)
 
 
+def _model_name(args: argparse.Namespace) -> str:
+    if args.model is not None:
+        return str(args.model)
+    from tessera.vlm import default_model_path
+
+    return str(default_model_path())
+
+
 def run(args: argparse.Namespace) -> int:
     """Handler of ``tessera eval``; returns the process exit code."""
     options = {"vqa_normalizer": args.vqa_normalizer, "chartqa_order": args.chartqa_order}
@@ -102,14 +110,14 @@ def run(args: argparse.Namespace) -> int:
             score_run(run_dir, options)
         print(write_report(args.out)["markdown"])
         return 0
-    missing = [f"--{k}" for k in ("model", "bench", "data") if getattr(args, k) is None]
+    missing = [f"--{k}" for k in ("bench", "data") if getattr(args, k) is None]
     if missing:
         print(f"error: {', '.join(missing)} required (or use --score-only)", file=sys.stderr)
         return 2
     dist = Dist.from_env()
     try:
         vlm = load_model(args, dist)
-        evaluate(vlm, args.bench, args.data, args.out, model=str(args.model), max_tiles=args.max_tiles,
+        evaluate(vlm, args.bench, args.data, args.out, model=_model_name(args), max_tiles=args.max_tiles,
                  max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, limit=args.limit,
                  score_options=options, dist=dist, progress=not args.no_progress)
         if dist.is_main:
@@ -128,4 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tessera.eval", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        return 130  # predictions written so far stay on disk; rerun the same command to resume
+    except (FileNotFoundError, ValueError, KeyError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
