@@ -182,3 +182,36 @@ def test_test_split_without_answers_is_predicted_not_scored(tmp_path):
     res = evaluate(FakeVLM(lambda q, n: "x"), ["docvqa"], d, tmp_path / "out", model="m")[0]
     assert res["score"] is None and "no ground truth" in res["note"] and res["n"] == 2
     assert "| docvqa | 18 |" in write_report(tmp_path / "out")["markdown"]
+
+
+def test_synth_reads_tessera_synth_output(tmp_path):
+    from tessera.synth import generate
+
+    generate(tmp_path / "synth", n_train=2, n_test=6, seed=3, tile_size=56, progress=False)
+    lines = [json.loads(x) for x in (tmp_path / "synth" / "test.jsonl").read_text().splitlines()]
+    pairs = [(x["conversations"][0]["value"].removeprefix("<image>\n"), x["conversations"][1]["value"]) for x in lines]
+    gold = {}
+    for question, answer in pairs:
+        gold.setdefault(question, answer)  # an oracle keyed by question (repeated questions get the first answer)
+    expected = 100 * sum(gold[q] == a for q, a in pairs) / len(pairs)
+    items = load_items(BENCHMARKS["synth"], tmp_path / "synth")  # meta_test.json is picked over meta_train.json
+    assert [i.id for i in items] == [str(x["id"]) for x in lines]
+    assert all("<image>" not in i.prompt and len(i.images) == 1 for i in items)
+    res = evaluate(FakeVLM(lambda q, n: gold[q].upper()), ["synth"], tmp_path / "synth", tmp_path / "out",
+                   model="m", max_tiles=[2])[0]
+    assert res["score"] == pytest.approx(expected) and expected > 0
+    assert set(res["metrics"]["per_task"]) == {x["task"] for x in lines}
+
+
+def test_ocrbench_vlmevalkit_tsv(tmp_path):
+    from eval_samples import b64_png, write_tsv
+
+    write_tsv(tmp_path / "ocrbench" / "OCRBench.tsv", ["index", "image", "question", "answer", "category"], [
+        [0, b64_png(), "what is written?", "['CHECK', 'check']", "Regular Text Recognition"],
+        [1, "0", "write the formula", "['x ^ 2']", "Handwritten Mathematical Expression Recognition"],
+    ])
+    items = load_items(BENCHMARKS["ocrbench"], tmp_path / "ocrbench")
+    assert items[0].answer == ["CHECK", "check"] and items[1].meta["hme"] and items[1].images == items[0].images
+    vlm = FakeVLM(lambda q, n: "It says check." if "written" in q else "X^2")  # HME is case-sensitive: miss
+    res = evaluate(vlm, ["ocrbench"], tmp_path / "ocrbench", tmp_path / "out", model="m")[0]
+    assert res["score"] == 1.0 and res["metrics"]["final_score_norm"] == 0.1

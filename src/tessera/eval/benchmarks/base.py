@@ -66,7 +66,8 @@ class Benchmark:
 
     def check(self, data_dir: Path) -> Path:
         if not data_dir.is_dir():
-            raise FileNotFoundError(f"{self.name}: data directory {data_dir} does not exist")
+            what = "is a file, not a directory" if data_dir.exists() else "does not exist"
+            raise FileNotFoundError(f"{self.name}: data directory {data_dir} {what}")
         return data_dir
 
 
