@@ -234,12 +234,33 @@ def test_dynamic_tiles_properties(w, h, max_tiles, thumb):
         assert np.array_equal(tiles[-1], np.asarray(image.resize((s, s))))
 
 
-def test_dynamic_tiles_parallel_path_on_small_images(monkeypatch):
-    monkeypatch.setattr(P, "_PARALLEL_MIN_PIXELS", 0)
-    image = _random_image(np.random.default_rng(3), 333, 97)
-    tiles = dynamic_tiles(image, max_tiles=12, image_size=56)
-    monkeypatch.setattr(P, "_PARALLEL_MIN_PIXELS", 1 << 40)
-    assert np.array_equal(tiles, dynamic_tiles(image, max_tiles=12, image_size=56))
+@settings(max_examples=25, deadline=None)
+@given(
+    w=st.integers(1, 900),
+    h=st.integers(1, 900),
+    max_tiles=st.integers(1, 24),
+    threads=st.integers(2, 5),
+    thumb=st.booleans(),
+)
+def test_dynamic_tiles_parallel_path(w, h, max_tiles, threads, thumb):
+    """The split, threaded path (forced on small images here) gives the official recipe's tiles: one PIL
+    resize, row-major crops, then the thumbnail."""
+    s = 56
+    image = _random_image(np.random.default_rng(w * 3 + h), w, h)
+    old = P._PARALLEL_MIN_PIXELS
+    P._PARALLEL_MIN_PIXELS = 0
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("TESSERA_PREPROCESS_THREADS", str(threads))
+            tiles = dynamic_tiles(image, max_tiles=max_tiles, image_size=s, use_thumbnail=thumb)
+    finally:
+        P._PARALLEL_MIN_PIXELS = old
+    cols, rows = tile_grid(w, h, max_tiles=max_tiles, image_size=s)
+    resized = image.resize((cols * s, rows * s))
+    expected = [np.asarray(resized.crop(((k % cols) * s, (k // cols) * s, (k % cols + 1) * s, (k // cols + 1) * s))) for k in range(cols * rows)]
+    if thumb and cols * rows > 1:
+        expected.append(np.asarray(image.resize((s, s))))
+    assert np.array_equal(tiles, np.stack(expected))
 
 
 def test_dynamic_tiles_converts_modes_like_official():

@@ -156,14 +156,10 @@ def target_ratios(min_tiles: int = 1, max_tiles: int = 12) -> tuple[tuple[int, i
     exactly (see ``target_ratios_in_search_order`` in the conformance ``grid_table.json``).
     """
     _check_tile_args(min_tiles, max_tiles, 1)
-    # Same generator, same insertion order as the official ``dynamic_preprocess``.
-    keys = [
-        (i, j)
-        for n in range(min_tiles, max_tiles + 1)
-        for i in range(1, n + 1)
-        for j in range(1, n + 1)
-        if min_tiles <= i * j <= max_tiles
-    ]
+    # The official code inserts (i, j) for n in [min, max], i and j in [1, n]; re-inserting a present key
+    # changes nothing, so only first insertions matter: at n = max(i, j, min_tiles), in (i, j) order.
+    valid = [(i, j) for i in range(1, max_tiles + 1) for j in range(1, max_tiles // i + 1) if i * j >= min_tiles]
+    keys = sorted(valid, key=lambda r: (max(r[0], r[1], min_tiles), r[0], r[1]))
     return tuple(sorted(_cpython311_set_order(keys), key=lambda r: r[0] * r[1]))
 
 
@@ -301,42 +297,76 @@ class _ExactResize:
     depend only on the input and output lengths along its axis, so the x pass can run on row bands and the
     y pass on column strips, each an ordinary ``Image.resize`` that changes one length only, without changing
     a single output value, provided the passes run in the order Pillow uses (:func:`_pass_order`).
+
+    ``self.out`` is the resized image ``[out_h, out_w, 3]``, or with ``tile=S`` the ``S x S`` tiles of it in
+    row-major order ``[rows * cols, S, S, 3]`` (into ``out`` if given), written there directly by the last
+    pass.
     """
 
-    def __init__(self, image: Image.Image, size: tuple[int, int], parts: int, rule: Any, align: int = 1):
+    def __init__(
+        self,
+        image: Image.Image,
+        size: tuple[int, int],
+        parts: int,
+        rule: Any,
+        tile: int | None = None,
+        out: np.ndarray | None = None,
+    ):
         w, h = image.size
         out_w, out_h = size
         axes = [a for a, needed in (("x", out_w != w), ("y", out_h != h)) if needed]
         if len(axes) == 2 and rule(w, h, out_w, out_h):
             axes.reverse()
-        self.image, self.size, self.parts, self.align, self.axes = image, size, parts, align, axes
-        self.out = np.empty((out_h, out_w, 3), np.uint8)
+        self.image, self.size, self.parts, self.axes = image, size, parts, axes
+        self.tile = tile
+        if tile is None:
+            self.out = np.empty((out_h, out_w, 3), np.uint8)
+        else:
+            rows, cols = out_h // tile, out_w // tile
+            self.out = np.empty((rows * cols, tile, tile, 3), np.uint8) if out is None else out
+            assert self.out.shape == (rows * cols, tile, tile, 3) and self.out.flags.c_contiguous
+            # [rows*cols, S, S, 3] seen as [rows, S, cols, S, 3]: the grid's (y, x) layout, as a view
+            self.grid_view = self.out.reshape(rows, cols, tile, tile, 3).transpose(0, 2, 1, 3, 4)
 
-    def _tasks(self, src: Image.Image, axis: str, dest: np.ndarray, align: int) -> list[tuple[Any, ...]]:
+    def _store(self, dest: np.ndarray | None, arr: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> None:
+        if dest is not None:
+            dest[y0:y1, x0:x1] = arr
+            return
+        s = self.tile
+        self.grid_view[y0 // s : y1 // s, :, x0 // s : x1 // s] = arr.reshape((y1 - y0) // s, s, (x1 - x0) // s, s, 3)
+
+    def _tasks(self, src: Image.Image, axis: str, dest: np.ndarray | None) -> list[tuple[Any, ...]]:
+        align = self.tile if dest is None else 1  # pieces of the last pass cover whole tiles
         if axis == "x":  # row bands, each resized along x only
-            return [(self._x_band, src, dest, a, b) for a, b in _splits(src.height, self.parts)]
+            return [(self._x_band, src, dest, a, b) for a, b in _splits(src.height, self.parts, align)]
         return [(self._y_strip, src, dest, a, b) for a, b in _splits(src.width, self.parts, align)]
 
-    def _x_band(self, src: Image.Image, dest: np.ndarray, y0: int, y1: int) -> None:
-        dest[y0:y1] = np.asarray(src.crop((0, y0, src.width, y1)).resize((self.size[0], y1 - y0)))
+    def _x_band(self, src: Image.Image, dest: np.ndarray | None, y0: int, y1: int) -> None:
+        band = np.asarray(src.crop((0, y0, src.width, y1)).resize((self.size[0], y1 - y0)))
+        self._store(dest, band, y0, y1, 0, self.size[0])
 
-    def _y_strip(self, src: Image.Image, dest: np.ndarray, x0: int, x1: int) -> None:
-        dest[:, x0:x1] = np.asarray(src.crop((x0, 0, x1, src.height)).resize((x1 - x0, self.size[1])))
+    def _y_strip(self, src: Image.Image, dest: np.ndarray | None, x0: int, x1: int) -> None:
+        strip = np.asarray(src.crop((x0, 0, x1, src.height)).resize((x1 - x0, self.size[1])))
+        self._store(dest, strip, 0, self.size[1], x0, x1)
+
+    def _last_dest(self) -> np.ndarray | None:
+        return self.out if self.tile is None else None
 
     def first_tasks(self) -> list[tuple[Any, ...]]:
         if not self.axes:
-            self.out[...] = np.asarray(self.image)
+            w, h = self.image.size
+            self._store(self._last_dest(), np.asarray(self.image), 0, h, 0, w)
             return []
         if len(self.axes) == 1:
-            return self._tasks(self.image, self.axes[0], self.out, self.align)
+            return self._tasks(self.image, self.axes[0], self._last_dest())
         w, h = self.image.size
         self.mid = np.empty((h, self.size[0], 3) if self.axes[0] == "x" else (self.size[1], w, 3), np.uint8)
-        return self._tasks(self.image, self.axes[0], self.mid, 1)
+        return self._tasks(self.image, self.axes[0], self.mid)
 
     def second_tasks(self) -> list[tuple[Any, ...]]:
         if len(self.axes) < 2:
             return []
-        return self._tasks(Image.fromarray(self.mid), self.axes[1], self.out, self.align)
+        return self._tasks(Image.fromarray(self.mid), self.axes[1], self._last_dest())
 
 
 def _split_resize_sequential(image: Image.Image, size: tuple[int, int], rule: Any, parts: int = 3) -> np.ndarray:
@@ -423,23 +453,23 @@ def dynamic_tiles(
     s = image_size
     blocks = cols * rows
     thumb = use_thumbnail and blocks != 1
+    out = np.empty((blocks + int(thumb), s, s, 3), np.uint8)
     parts = _num_threads()
     rule = _use_split(img, parts)
-    if rule is None:
+    if rule is None:  # small image or one thread: plain PIL
         grid = np.asarray(img.resize((cols * s, rows * s)))
-        small = np.asarray(img.resize((s, s))) if thumb else None
-    else:
-        # The resize and the thumbnail run side by side; column strips are cut on tile boundaries.
-        jobs = [_ExactResize(img, (cols * s, rows * s), parts, rule, align=s if cols >= parts else 1)]
+        # [rows*S, cols*S, 3] -> [rows, S, cols, S, 3] -> [rows, cols, S, S, 3]: row-major tiles
+        out[:blocks] = grid.reshape(rows, s, cols, s, 3).transpose(0, 2, 1, 3, 4).reshape(blocks, s, s, 3)
         if thumb:
-            jobs.append(_ExactResize(img, (s, s), parts, rule))
-        outs = _run_resizes(jobs)
-        grid, small = outs[0], (outs[1] if thumb else None)
-    out = np.empty((blocks + int(thumb), s, s, 3), np.uint8)
-    # [rows*S, cols*S, 3] -> [rows, S, cols, S, 3] -> [rows, cols, S, S, 3]: row-major tiles.
-    out[:blocks] = grid.reshape(rows, s, cols, s, 3).transpose(0, 2, 1, 3, 4).reshape(blocks, s, s, 3)
+            out[blocks] = np.asarray(img.resize((s, s)))
+        return out
+    # The grid resize and the thumbnail run side by side; the grid's last pass writes the tiles directly.
+    jobs = [_ExactResize(img, (cols * s, rows * s), parts, rule, tile=s, out=out[:blocks])]
     if thumb:
-        out[blocks] = small
+        jobs.append(_ExactResize(img, (s, s), parts, rule))
+    outs = _run_resizes(jobs)
+    if thumb:
+        out[blocks] = outs[1]
     return out
 
 
