@@ -179,12 +179,13 @@ def evaluate(vlm: Any, benchmarks: Sequence[str], data_dir: Path, out_dir: Path,
              progress: bool = True) -> list[dict]:
     """Predict and score every (benchmark, max_tiles) pair; returns the score dicts (on rank 0 only)."""
     dist = dist or Dist()
+    data_dir, out_dir = Path(data_dir).expanduser(), Path(out_dir).expanduser()
     if batch_size <= 0:
         raise ValueError(f"--batch-size must be positive, got {batch_size}")
     results = []
     for name in benchmarks:
         bench = get_benchmark(name)
-        bench_data = Path(data_dir) / bench.name if (Path(data_dir) / bench.name).is_dir() else Path(data_dir)
+        bench_data = data_dir / bench.name if (data_dir / bench.name).is_dir() else data_dir
         items = load_items(bench, bench_data, limit)
         for tiles in max_tiles or [resolve_max_tiles(bench, vlm)]:
             settings = RunSettings(bench.name, model, int(tiles), max_new_tokens or bench.max_new_tokens,
