@@ -177,15 +177,18 @@ async def _outputs(job: Job, request: Request | None = None) -> AsyncIterator[St
     """The job's outputs until it finishes. Raises :class:`APIError` on timeout or model failure; with
     ``request`` it also polls for a client disconnect and cancels the job (streams are cancelled by
     Starlette instead, which lands in the ``finally``)."""
+    next_poll = time.monotonic() + DISCONNECT_POLL_S
     try:
         while True:
+            if request is not None and time.monotonic() >= next_poll:
+                if await request.is_disconnected():
+                    return
+                next_poll = time.monotonic() + DISCONNECT_POLL_S
             remaining = job.deadline - time.monotonic()
             wait = min(remaining + 1.0, DISCONNECT_POLL_S) if request is not None else remaining + 1.0
             try:
                 item = await asyncio.wait_for(job.queue.get(), timeout=max(wait, 0.01))
             except asyncio.TimeoutError:
-                if request is not None and await request.is_disconnected():
-                    return
                 if job.expired():
                     raise _timeout_error(job) from None
                 continue

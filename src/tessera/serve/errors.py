@@ -59,7 +59,7 @@ def image_error(err: images.ImageError, param: str | None) -> APIError:
     client's input too, so the library's 502 hint becomes 400 here."""
     code = next((c for cls, c in _IMAGE_CODES.items() if isinstance(err, cls)), "invalid_image")
     status = err.http_status if err.http_status < 500 else 400
-    return APIError(status, str(err), param=param, code=code)
+    return APIError(status, f"{param}: {err}" if param else str(err), param=param, code=code)
 
 
 def install_handlers(app: FastAPI) -> None:
