@@ -122,6 +122,7 @@ function renderAttachments() {
     wrap.append(remove);
     list.append(wrap);
   });
+  scrollDown();
 }
 
 // ---------------------------------------------------------------- chat
