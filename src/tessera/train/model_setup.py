@@ -10,6 +10,7 @@ Weights are kept in float32 (the master copy); mixed precision is applied by the
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from ..tokenizer import Tokenizer, check_vocab
 from .config import RecipeError, TrainConfig
 from .lora import apply_lora
 from .tokens import resize_vocab, with_internvl_tokens
+
+log = logging.getLogger("tessera.train")
 
 
 @dataclass
@@ -63,10 +66,19 @@ def chat_config(spec: str) -> ChatConfig:
         raise RecipeError(f"model.config: {exc} (or give a config.json path)") from None
 
 
-def _read_json(path: Path) -> dict:
-    if not path.is_file():
-        raise RecipeError(f"{path} not found; set model.config to give the architecture")
-    return json.loads(path.read_text(encoding="utf-8"))
+def separate_parts_config(spec: str | None, vision_path: str, llm_path: str) -> ChatConfig:
+    """Chat config for a separate ViT + LLM: the vision and LLM sub-configs come from the dirs'
+    config.json files (as the official code reads them), the chat-level fields from ``spec`` (a preset or
+    config.json; also the fallback for a dir without config.json)."""
+    config = chat_config(spec) if spec else ChatConfig(ps_version="v2")
+    parts = ((vision_path, "vision_config", VisionConfig), (llm_path, "llm_config", LLMConfig))
+    for directory, attr, cls in parts:
+        path = resolve(directory) / "config.json"
+        if path.is_file():
+            setattr(config, attr, cls.from_dict(json.loads(path.read_text(encoding="utf-8"))))
+        elif not spec:
+            raise RecipeError(f"{path} not found; set model.config (a preset or config.json) for the architecture")
+    return config
 
 
 def _apply_overrides(config: ChatConfig, m) -> None:
@@ -91,11 +103,12 @@ def _load_part(model: InternVLChatModel, directory: str, prefix: str, what: str)
     found (for the embedding resize) or 0."""
     expected = model.state_dict()
     ckpt = resolve(directory)
-    seen, vocab = set(), 0
+    seen, vocab, unexpected = set(), 0, []
     for key, file, tensor in iter_tensors(shard_files(ckpt)):
         name = key if key.startswith(prefix) else prefix + key
         if name not in expected:
-            raise RecipeError(f"{file}: tensor {key!r} does not belong to the {what} of this model config")
+            unexpected.append(key)
+            continue
         target = expected[name]
         if name.endswith(("tok_embeddings.weight", "embed_tokens.weight", "output.weight", "lm_head.weight")):
             vocab = tensor.shape[0]
@@ -109,10 +122,33 @@ def _load_part(model: InternVLChatModel, directory: str, prefix: str, what: str)
         with torch.no_grad():
             target.copy_(tensor)
         seen.add(name)
+    if unexpected:
+        log.warning("%s: ignored %d tensors that the %s does not use (%s ...)", ckpt, len(unexpected), what,
+                    ", ".join(unexpected[:3]))
     missing = [k for k in expected if k.startswith(prefix) and k not in seen]
     if missing:
         raise RecipeError(f"{ckpt}: the {what} weights lack {', '.join(missing[:4])} ({len(missing)} missing)")
     return vocab
+
+
+def load_mlp(model: InternVLChatModel, path: str) -> None:
+    """``mlp1`` weights from a torch file (the official ``--mlp_path``, keys ``0.weight`` ...) or a
+    safetensors file/dir (keys with or without ``mlp1.``)."""
+    file = Path(path).expanduser()
+    if file.is_file() and file.suffix != ".safetensors":
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    elif file.is_file():
+        from safetensors.torch import load_file
+
+        state = load_file(str(file))
+    else:
+        _load_part(model, path, "mlp1.", "projector (mlp1)")
+        return
+    state = {k.removeprefix("mlp1."): v for k, v in state.items()}
+    try:
+        model.mlp1.load_state_dict(state)
+    except RuntimeError as exc:
+        raise RecipeError(f"model.mlp_path {path}: does not fit this model's mlp1 ({exc})") from None
 
 
 def build_model(cfg: TrainConfig, device: torch.device | str = "cpu") -> BuiltModel:
@@ -130,12 +166,7 @@ def build_model(cfg: TrainConfig, device: torch.device | str = "cpu") -> BuiltMo
     elif m.vision_path or m.llm_path:
         if not (m.vision_path and m.llm_path):
             raise RecipeError("model.vision_path and model.llm_path go together (plus an optional mlp_path)")
-        if m.config:
-            config = chat_config(m.config)
-        else:
-            vis = VisionConfig.from_dict(_read_json(resolve(m.vision_path) / "config.json"))
-            llm_raw = _read_json(resolve(m.llm_path) / "config.json")
-            config = ChatConfig(vision_config=vis, llm_config=LLMConfig.from_dict(llm_raw), ps_version="v2")
+        config = separate_parts_config(m.config, m.vision_path, m.llm_path)
         _apply_overrides(config, m)
         tok_dir = m.tokenizer_path or m.llm_path
         tokenizer = with_internvl_tokens(Tokenizer.from_dir(resolve(tok_dir)))
@@ -151,7 +182,7 @@ def build_model(cfg: TrainConfig, device: torch.device | str = "cpu") -> BuiltMo
                 lm.embed_tokens.weight[old_vocab:].normal_(0.0, m.init_std)
                 lm.head.weight[old_vocab:] = lm.head.weight[:old_vocab].mean(dim=0, keepdim=True)
         if m.mlp_path:
-            _load_part(model, m.mlp_path, "mlp1.", "projector (mlp1)")
+            load_mlp(model, m.mlp_path)
     else:
         if not m.config:
             raise RecipeError("set model.model_name_or_path, model.vision_path + model.llm_path, or model.config")
