@@ -81,6 +81,8 @@ def create_app(vlm: VLM, settings: ServeSettings | None = None) -> FastAPI:
             "model": model_name,
             "waiting": engine.waiting,
             "running": engine.running,
+            "batches": engine.stats.batches,
+            "largest_batch": engine.stats.largest_batch,
             "max_tiles": server_max_tiles(vlm, settings),
             "max_images": settings.max_images,
             "auth": settings.api_key is not None,

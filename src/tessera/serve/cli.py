@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     import tessera
+    from tessera.checkpoint import CheckpointError
 
     from .app import create_app
     from .settings import ServeSettings
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         vlm = tessera.load(args.model, device=args.device, dtype=args.dtype)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, CheckpointError) as e:
         print(f"tessera serve: cannot load the model {args.model or '(bundled)'}: {e}", file=sys.stderr)
         return 1
     app = create_app(vlm, settings)
