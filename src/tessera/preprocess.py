@@ -328,45 +328,48 @@ class _ExactResize:
             # [rows*cols, S, S, 3] seen as [rows, S, cols, S, 3]: the grid's (y, x) layout, as a view
             self.grid_view = self.out.reshape(rows, cols, tile, tile, 3).transpose(0, 2, 1, 3, 4)
 
-    def _store(self, dest: np.ndarray | None, arr: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> None:
+    def _store(self, dest: Any, piece: Image.Image, y0: int, x0: int) -> None:
+        """Put a finished piece at (y0, x0): into an intermediate PIL image, an array, or the tiles."""
+        if isinstance(dest, Image.Image):
+            dest.paste(piece, (x0, y0))
+            return
+        arr = np.asarray(piece)
+        y1, x1 = y0 + arr.shape[0], x0 + arr.shape[1]
         if dest is not None:
             dest[y0:y1, x0:x1] = arr
             return
         s = self.tile
         self.grid_view[y0 // s : y1 // s, :, x0 // s : x1 // s] = arr.reshape((y1 - y0) // s, s, (x1 - x0) // s, s, 3)
 
-    def _tasks(self, src: Image.Image, axis: str, dest: np.ndarray | None) -> list[tuple[Any, ...]]:
+    def _tasks(self, src: Image.Image, axis: str, dest: Any) -> list[tuple[Any, ...]]:
         align = self.tile if dest is None else 1  # pieces of the last pass cover whole tiles
         if axis == "x":  # row bands, each resized along x only
             return [(self._x_band, src, dest, a, b) for a, b in _splits(src.height, self.parts, align)]
         return [(self._y_strip, src, dest, a, b) for a, b in _splits(src.width, self.parts, align)]
 
-    def _x_band(self, src: Image.Image, dest: np.ndarray | None, y0: int, y1: int) -> None:
-        band = np.asarray(src.crop((0, y0, src.width, y1)).resize((self.size[0], y1 - y0)))
-        self._store(dest, band, y0, y1, 0, self.size[0])
+    def _x_band(self, src: Image.Image, dest: Any, y0: int, y1: int) -> None:
+        self._store(dest, src.crop((0, y0, src.width, y1)).resize((self.size[0], y1 - y0)), y0, 0)
 
-    def _y_strip(self, src: Image.Image, dest: np.ndarray | None, x0: int, x1: int) -> None:
-        strip = np.asarray(src.crop((x0, 0, x1, src.height)).resize((x1 - x0, self.size[1])))
-        self._store(dest, strip, 0, self.size[1], x0, x1)
+    def _y_strip(self, src: Image.Image, dest: Any, x0: int, x1: int) -> None:
+        self._store(dest, src.crop((x0, 0, x1, src.height)).resize((x1 - x0, self.size[1])), 0, x0)
 
     def _last_dest(self) -> np.ndarray | None:
         return self.out if self.tile is None else None
 
     def first_tasks(self) -> list[tuple[Any, ...]]:
         if not self.axes:
-            w, h = self.image.size
-            self._store(self._last_dest(), np.asarray(self.image), 0, h, 0, w)
+            self._store(self._last_dest(), self.image, 0, 0)
             return []
         if len(self.axes) == 1:
             return self._tasks(self.image, self.axes[0], self._last_dest())
         w, h = self.image.size
-        self.mid = np.empty((h, self.size[0], 3) if self.axes[0] == "x" else (self.size[1], w, 3), np.uint8)
+        self.mid = Image.new("RGB", (self.size[0], h) if self.axes[0] == "x" else (w, self.size[1]))
         return self._tasks(self.image, self.axes[0], self.mid)
 
     def second_tasks(self) -> list[tuple[Any, ...]]:
         if len(self.axes) < 2:
             return []
-        return self._tasks(Image.fromarray(self.mid), self.axes[1], self._last_dest())
+        return self._tasks(self.mid, self.axes[1], self._last_dest())
 
 
 def _split_resize_sequential(image: Image.Image, size: tuple[int, int], rule: Any, parts: int = 3) -> np.ndarray:
