@@ -33,6 +33,7 @@ from .settings import ServeSettings
 
 STATIC = Path(__file__).parent / "static"
 DISCONNECT_POLL_S = 0.25
+BIG_BODY = 1 << 20  # bytes
 
 
 def served_model_name(vlm: VLM, settings: ServeSettings) -> str:
@@ -126,7 +127,8 @@ def create_app(vlm: VLM, settings: ServeSettings | None = None) -> FastAPI:
     @app.post("/v1/chat/completions", dependencies=auth)
     async def chat_completions(request: Request):
         body = await _read_body(request, settings.max_body_bytes)
-        req = parse_chat_request(body)
+        # pydantic parses a few MB of base64 in tens of ms: big bodies go to the thread pool
+        req = await run_in_threadpool(parse_chat_request, body) if len(body) > BIG_BODY else parse_chat_request(body)
         if req.model is not None and req.model != model_name:
             raise _unknown_model(req.model, model_name, "model")
         check_request_fields(vlm, settings, req)  # cheap checks first; prepare_request repeats them

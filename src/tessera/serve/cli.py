@@ -11,6 +11,9 @@ import argparse
 import logging
 import sys
 
+DESCRIPTION = ("Serve a model over an OpenAI-compatible HTTP API (POST /v1/chat/completions, GET /v1/models, "
+               "GET /health) with a web page at /. Requests are decoded in dynamic batches by one model thread.")
+
 
 def _positive_int(text: str) -> int:
     try:
@@ -64,7 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def register(subparsers) -> argparse.ArgumentParser:
     """Add ``serve`` to the main CLI's sub-parsers; dispatch with ``args.func(args)`` or :func:`run`."""
     p = subparsers.add_parser("serve", help="serve the model over an OpenAI-compatible HTTP API and a web page",
-                              description=__doc__.split("\n\n")[0])
+                              description=DESCRIPTION)
     add_arguments(p)
     p.set_defaults(func=run)
     return p
@@ -107,10 +110,11 @@ def run(args: argparse.Namespace) -> int:
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"tessera serve: {app.state.model_name} on {vlm.device} ({vlm.dtype}); web page and API at "
           f"http://{shown}:{args.port}/", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    # graceful shutdown: open streams get 10 s to finish, then the engine cancels what is left
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=10)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = add_arguments(argparse.ArgumentParser(prog="python -m tessera.serve", description=__doc__))
+    parser = add_arguments(argparse.ArgumentParser(prog="python -m tessera.serve", description=DESCRIPTION))
     return run(parser.parse_args(argv))
