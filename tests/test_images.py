@@ -48,7 +48,7 @@ def _encode(img: Image.Image, fmt: str = "PNG") -> bytes:
 def test_all_inline_and_local_sources_give_the_same_rgb_image(tmp_path):
     img = _noise()
     data = _encode(img)
-    path = tmp_path / "x.png"
+    path = tmp_path / "an image é.png"  # file:// URLs percent-encode this name
     path.write_bytes(data)
     b64 = base64.b64encode(data).decode()
     sources = [

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.request import url2pathname
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -301,7 +302,7 @@ def _decode(data: bytes | Path, max_pixels: int | None, what: str) -> Image.Imag
         ) from e
     except UnidentifiedImageError as e:
         raise InvalidImage(f"{what} is not a recognised image file; send a JPEG, PNG, WebP, GIF, BMP or TIFF") from e
-    except OSError as e:
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
         raise InvalidImage(
             f"{what} cannot be read as an image ({e}): it is truncated, corrupt or in an unsupported format; "
             "send a complete JPEG, PNG, WebP, GIF, BMP or TIFF file"
@@ -410,7 +411,7 @@ def _load_str_source(source, max_pixels, allow_urls, allow_local_files, timeout,
         data = fetch_url(text, timeout=timeout, max_bytes=max_bytes, allow_private=allow_private)
         return _decode(data, max_pixels, f"the image at {text!r}")
     if lowered.startswith("file://"):
-        return _load_path(Path(urlsplit(text).path), max_pixels, allow_local_files)
+        return _load_path(Path(url2pathname(urlsplit(text).path)), max_pixels, allow_local_files)
     if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", text):
         raise URLNotAllowed(f"unsupported URL scheme in {text[:40]!r}; use http(s)://, data: or base64")
     if _looks_like_base64(text) and not (allow_local_files and _is_file(text)):

@@ -10,9 +10,10 @@ The official pipeline (``internvl/train/dataset.py: dynamic_preprocess`` + ``bui
 5. per tile: ``ToTensor`` (``/255``) and ``Normalize`` with the ImageNet mean and std.
 
 This module reproduces steps 1-4 bit-exactly in uint8 (the tests compare against tiles produced by the
-official code) and step 5 in one vectorised tensor op. It is faster than the official code because the
-image is resized once, tiles are array slices, and the PIL resizes are split into independent pieces that
-run in parallel threads (PIL releases the GIL). The split is exact, see :func:`resize_exact`.
+official code) and step 5 with the same float32 operations, vectorised over all tiles. It is faster than
+the official code because the image is resized once, the tiles are written straight into one array, and
+the PIL resizes (grid and thumbnail) are cut into independent pieces that run in parallel threads (PIL
+releases the GIL). The cut does not change a single value, see :class:`_ExactResize`.
 
 Shapes: ``T`` = tiles, ``S`` = tile size (448 for the released models), ``H, W`` = image height/width.
 """
