@@ -302,6 +302,15 @@ PRESETS: dict[str, dict[str, Any]] = {
                         max_position_embeddings=2048, original_max_position_embeddings=64,
                         rope_scaling={"type": "su", "short_factor": [1.0] * 8, "long_factor": [1.0] * 8}),
     ),
+    # tessera's own bundled model (trained from scratch on tessera.synth data): 112 px tiles, 16 tokens per
+    # tile, a 4-layer InternViT-300M-style encoder and a 4-layer InternLM2; about 5.6 M parameters.
+    "tessera-tiny": dict(
+        _CHAT, force_image_size=112, template="internlm2-chat", torch_dtype="float32",
+        vision_config=dict(_VIT_300M, hidden_size=192, intermediate_size=768, num_hidden_layers=4,
+                           num_attention_heads=4, image_size=112),
+        llm_config=dict(_INTERNLM2_20B, hidden_size=256, intermediate_size=704, num_hidden_layers=4,
+                        num_attention_heads=4, num_key_value_heads=2, vocab_size=1009),
+    ),
 }
 
 # Published parameter totals of the released checkpoints (blog / model cards; performance.md gives 4 digits).
