@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import tessera.preprocess as P
+from tessera.images import TooManyImages
 from tessera.preprocess import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -318,3 +319,5 @@ def test_prepare_images_separate_mode(tmp_path):
     assert counts1 == [1] and pv1.shape == (1, 3, 56, 56)
     with pytest.raises(ValueError, match="at least one image"):
         prepare_images([])
+    with pytest.raises(TooManyImages, match="3 images given but at most 2"):
+        prepare_images([b, b, b], image_size=56, max_images=2)

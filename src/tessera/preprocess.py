@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tessera.images import load_image
+from tessera.images import check_image_count, load_image
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -519,11 +519,16 @@ def prepare_images(
     use_thumbnail: bool = True,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
+    max_images: int | None = None,
 ) -> tuple[torch.Tensor, list[int]]:
     """Load and tile several images for one prompt.
 
     Each image is tiled independently with the same ``max_tiles``, as the official inference examples do for
     "separate" multi-image input (``num_patches_list=[n1, n2, ...]``, one ``<image>`` placeholder per image).
+
+    Sources are loaded with :func:`tessera.images.load_image` defaults; to restrict them (a server), load
+    them first with the options you need and pass the PIL images. ``max_images`` raises
+    :class:`tessera.images.TooManyImages` beyond that many.
 
     Returns:
         ``pixel_values`` ``[sum(num_patches_list), 3, S, S]`` (images in order, each image's tiles in
@@ -533,6 +538,7 @@ def prepare_images(
         images = [images]
     if len(images) == 0:
         raise ValueError("prepare_images needs at least one image")
+    check_image_count(len(images), max_images)
     tiles = [
         dynamic_tiles(
             img, min_tiles=min_tiles, max_tiles=max_tiles, image_size=image_size, use_thumbnail=use_thumbnail
