@@ -153,6 +153,10 @@ CASES = [
     ("temperature negative", user("hi", temperature=-1), 400, None, ("temperature",), "temperature"),
     ("temperature too high", user("hi", temperature=7), 400, None, ("temperature",), "temperature"),
     ("top_p zero", user("hi", top_p=0), 400, None, ("top_p",), "top_p"),
+    ("temperature NaN", b'{"messages": [{"role": "user", "content": "hi"}], "temperature": NaN}', 400, None,
+     ("finite",), "temperature"),
+    ("repetition_penalty infinite", b'{"messages": [{"role": "user", "content": "hi"}], "repetition_penalty": '
+     b'Infinity}', 400, None, ("finite",), "repetition_penalty"),
     ("stream not a bool", user("hi", stream="yes"), 400, None, ("boolean",), "stream"),
     ("stop not strings", user("hi", stop=[1]), 400, None, ("string",), "stop.0"),
     ("too many stops", user("hi", stop=[f"s{i}" for i in range(17)]), 400, "invalid_value", ("stop",), "stop"),
