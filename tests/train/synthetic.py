@@ -66,3 +66,20 @@ def write_dataset(
                    "repeat_time": repeat_time, "length": len(text)}}
     (root / "meta.json").write_text(json.dumps(meta))
     return root / "meta.json"
+
+
+def tiny_recipe(meta: Path, output_dir: Path, *, tokenizer_dir: Path, preset: str = "tiny-internlm2", **sections) -> dict:
+    """A recipe dict for fast CPU runs: tiny preset from scratch, short system message, one thread.
+    ``sections`` = {"optim": {...}, ...} merged over the defaults."""
+    recipe = {
+        "model": {"config": preset, "tokenizer_path": str(tokenizer_dir), "grad_checkpoint": False,
+                  "system_message": "Answer."},
+        "data": {"meta_path": str(meta), "max_seq_length": 256, "num_workers": 0},
+        "optim": {"learning_rate": 3e-3, "weight_decay": 0.0, "warmup_steps": 2, "lr_scheduler": "constant",
+                  "max_steps": 6, "per_device_batch_size": 4},
+        "run": {"output_dir": str(output_dir), "save_steps": 0, "save_dtype": "float32", "progress": False,
+                "plot": False, "threads": 1, "device": "cpu"},
+    }
+    for name, values in sections.items():
+        recipe.setdefault(name, {}).update(values)
+    return recipe

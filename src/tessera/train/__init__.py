@@ -7,7 +7,7 @@
 """
 
 from .config import DataArgs, LoraArgs, ModelArgs, OptimArgs, RecipeError, RunArgs, TrainConfig, list_recipes
-from .engine import run_training
+from .engine import TrainResult, run_training, train
 
 __all__ = [
     "DataArgs",
@@ -17,6 +17,8 @@ __all__ = [
     "RecipeError",
     "RunArgs",
     "TrainConfig",
+    "TrainResult",
     "list_recipes",
     "run_training",
+    "train",
 ]

@@ -45,7 +45,7 @@ class _StateView:
         return self._state
 
 
-def _full_state(train_module: nn.Module, env: DistEnv) -> dict[str, torch.Tensor]:
+def full_state(train_module: nn.Module, env: DistEnv) -> dict[str, torch.Tensor]:
     """Full float state of the chat model on CPU (rank 0 only under FSDP; names without ``model.``)."""
     if env.strategy == "fsdp":
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
@@ -115,7 +115,7 @@ def save_checkpoint(
     model = train_module.model
     final = output_dir / f"checkpoint-{step}"
     partial = output_dir / f"checkpoint-{step}.partial"
-    state = _full_state(train_module, env)
+    state = full_state(train_module, env)
     optim_state = _optim_state(train_module, optimizer, env)
     if env.is_main:
         shutil.rmtree(partial, ignore_errors=True)

@@ -11,10 +11,12 @@ tokens.) Then gradient clipping, AdamW, the schedule, logging and checkpoints.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,7 +26,7 @@ from ..preprocess import to_pixel_values
 from ..templates import get_template
 from . import distributed as D
 from .batching import StepPlan, collate
-from .checkpointing import export_weights, find_latest, load_checkpoint, save_checkpoint
+from .checkpointing import export_weights, find_latest, full_state, load_checkpoint, save_checkpoint
 from .config import RecipeError, TrainConfig
 from .conversation import IGNORE_INDEX
 from .data import REASONS, ImageSettings, Sample, TrainDataset, read_meta
@@ -84,9 +86,24 @@ def total_steps(cfg: TrainConfig, plan: StepPlan) -> int:
     return max(1, math.ceil(cfg.optim.num_train_epochs * plan.steps_per_epoch))
 
 
+@dataclass
+class TrainResult:
+    """What :func:`train` leaves: the final checkpoint dir, the trained model (train mode, on its device;
+    under FSDP its parameters are shards) and the tokenizer."""
+
+    final_dir: Path
+    model: torch.nn.Module
+    tokenizer: object
+
+
 def run_training(cfg: TrainConfig) -> Path:
     """Train as the recipe says; returns the directory of the final official-layout checkpoint
     (``output_dir/final``). Run under ``torchrun`` for data parallelism."""
+    return train(cfg).final_dir
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """:func:`run_training`, returning the model and tokenizer too."""
     env = D.setup(cfg.run)
     try:
         return _train(cfg, env)
@@ -94,7 +111,7 @@ def run_training(cfg: TrainConfig) -> Path:
         D.cleanup(env)
 
 
-def _train(cfg: TrainConfig, env: D.DistEnv) -> Path:
+def _train(cfg: TrainConfig, env: D.DistEnv) -> TrainResult:
     out_dir = Path(cfg.run.output_dir).expanduser()
     if env.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -230,7 +247,7 @@ def _train(cfg: TrainConfig, env: D.DistEnv) -> Path:
     if total > start or resume_from is None:
         save(total)
     final = out_dir / "final"
-    state_full = _gather_state(train_module, env)
+    state_full = full_state(train_module, env)
     if env.is_main:
         export_weights(final, model, state_full, tokenizer, source_dir=built.source_dir, dtype=save_dtype)
     D.barrier(env)
@@ -238,17 +255,9 @@ def _train(cfg: TrainConfig, env: D.DistEnv) -> Path:
     fb.close()
     if env.is_main:
         report, text = data_report(final_state["skipped"], examples, final_state["samples"])
-        import json
-
         (out_dir / "data_report.json").write_text(json.dumps(report, indent=2) + "\n")
         print(text, flush=True)
         if cfg.run.plot:
             plot_loss(out_dir / "metrics.jsonl", out_dir / "loss.png")
         print(f"final checkpoint: {final}", flush=True)
-    return final
-
-
-def _gather_state(train_module, env):
-    from .checkpointing import _full_state
-
-    return _full_state(train_module, env)
+    return TrainResult(final, model, tokenizer)
