@@ -172,7 +172,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _timeout_error(job: Job) -> APIError:
+def _timeout_error() -> APIError:
     return APIError(504, "the request took longer than the server's request timeout; ask for fewer tokens or "
                     "retry when the server is less busy", code="timeout", type="server_error")
 
@@ -194,7 +194,7 @@ async def _outputs(job: Job, request: Request | None = None) -> AsyncIterator[St
                 item = await asyncio.wait_for(job.queue.get(), timeout=max(wait, 0.01))
             except asyncio.TimeoutError:
                 if job.expired():
-                    raise _timeout_error(job) from None
+                    raise _timeout_error() from None
                 continue
             if isinstance(item, BaseException):
                 if isinstance(item, EngineStopped):
@@ -202,7 +202,7 @@ async def _outputs(job: Job, request: Request | None = None) -> AsyncIterator[St
                 raise APIError(500, f"the model failed while decoding ({type(item).__name__}: {item})",
                                code="internal_error", type="server_error")
             if item.finished and item.finish_reason == "cancelled" and job.expired():
-                raise _timeout_error(job)
+                raise _timeout_error()
             yield item
             if item.finished:
                 return
