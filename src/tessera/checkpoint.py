@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -25,6 +25,7 @@ from safetensors.torch import save_file
 
 from .config import ChatConfig, ConfigError
 from .models.internvl import InternVLChatModel
+from .parallel import device_fn, parse_devices
 
 INDEX_NAME = "model.safetensors.index.json"
 SINGLE_NAME = "model.safetensors"
@@ -105,9 +106,13 @@ def _set_param(model: torch.nn.Module, key: str, tensor: torch.Tensor) -> None:
 
 
 def load_state_into(
-    model: InternVLChatModel, files: list[Path], dtype: torch.dtype, device: torch.device | str
+    model: InternVLChatModel, files: list[Path], dtype: torch.dtype, device: torch.device | str | Callable
 ) -> None:
-    """Assign every tensor of ``files`` to ``model`` (built on meta), checking names and shapes."""
+    """Assign every tensor of ``files`` to ``model`` (built on meta), checking names and shapes.
+
+    ``device`` is a device, or a function from state-dict key to device (a multi-GPU split).
+    """
+    where = device if callable(device) else (lambda _key: device)
     expected = dict(model.state_dict(keep_vars=True))
     seen: set[str] = set()
     for key, file, tensor in iter_tensors(files):
@@ -120,7 +125,7 @@ def load_state_into(
         if tuple(tensor.shape) != want:
             raise CheckpointError(f"{file}: tensor {key!r} has shape {tuple(tensor.shape)}, config.json implies {want}")
         target = dtype if tensor.is_floating_point() else tensor.dtype
-        _set_param(model, key, tensor.to(device=device, dtype=target))
+        _set_param(model, key, tensor.to(device=where(key), dtype=target))
         seen.add(key)
     missing = sorted(set(expected) - seen)
     if missing:
@@ -136,9 +141,13 @@ def checkpoint_dtype(config: ChatConfig) -> torch.dtype:
 
 
 def load_model(
-    path: str | os.PathLike, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+    path: str | os.PathLike, *, device: str | torch.device | Sequence = "cpu", dtype: torch.dtype | None = None
 ) -> tuple[InternVLChatModel, Path]:
-    """Build the model described by ``path/config.json`` and load its weights. Returns (model, directory)."""
+    """Build the model described by ``path/config.json`` and load its weights. Returns (model, directory).
+
+    ``device`` may name several devices ("cuda:0,cuda:1" or a list): the decoder layers are then split
+    across them (:mod:`tessera.parallel`).
+    """
     ckpt = resolve(path)
     try:
         config = ChatConfig.from_file(ckpt)
@@ -147,7 +156,9 @@ def load_model(
     dtype = dtype or checkpoint_dtype(config)
     with torch.device("meta"):
         model = InternVLChatModel(config)
-    load_state_into(model, shard_files(ckpt), dtype, device)
+    devices = parse_devices(device)
+    target = device_fn(config, devices) if len(devices) > 1 else devices[0]
+    load_state_into(model, shard_files(ckpt), dtype, target)
     model.eval()
     return model, ckpt
 

@@ -377,10 +377,14 @@ class VLM:
         return out
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
+def resolve_device(device: str | torch.device | Sequence) -> torch.device | list[torch.device]:
+    """"auto" -> cuda if available else cpu; "cuda:0,cuda:1" or a list -> a multi-GPU layer split."""
+    from .parallel import parse_devices
+
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    devices = parse_devices(device)
+    return devices if len(devices) > 1 else devices[0]
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype | None:
@@ -407,14 +411,16 @@ def load(
 ) -> VLM:
     """Load a checkpoint (local directory or Hugging Face repo id) into a ready-to-chat :class:`VLM`.
 
-    ``path_or_repo_id=None`` loads the bundled model. ``device`` may be "auto". ``dtype=None`` keeps the
-    checkpoint's own dtype, except float16 on CPU, which becomes float32.
+    ``path_or_repo_id=None`` loads the bundled model. ``device`` may be "auto", or several devices
+    ("cuda:0,cuda:1") to split the LLM's layers across GPUs. ``dtype=None`` keeps the checkpoint's own
+    dtype, except float16 on CPU, which becomes float32.
     """
     path = path_or_repo_id if path_or_repo_id is not None else default_model_path()
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     model, ckpt = load_model(path, device=dev, dtype=torch_dtype)
-    if torch_dtype is None and dev.type == "cpu" and model.language_model.head.weight.dtype == torch.float16:
+    on_cpu = model.language_model.head.weight.device.type == "cpu"
+    if torch_dtype is None and on_cpu and model.language_model.head.weight.dtype == torch.float16:
         model = model.float()
     tokenizer = Tokenizer.from_dir(ckpt)
     return VLM(model, tokenizer, ckpt)

@@ -240,14 +240,14 @@ class CausalLM(nn.Module):
     def setup_caches(self, batch: int, max_len: int, dtype=None, device=None) -> None:
         """Allocate static KV caches [batch, kv heads, max_len, head dim] in every layer."""
         cfg = self.config
-        weight = self.head.weight
-        dtype, device = dtype or weight.dtype, device or weight.device
+        dtype = dtype or self.head.weight.dtype
         shape = (batch, cfg.num_key_value_heads, max_len, cfg.head_dim)
         for attn in self.attention_modules():
+            dev = torch.device(device) if device else next(attn.parameters()).device  # layers may span GPUs
             old = attn.cache
-            if old is not None and old.k.shape == shape and old.k.dtype == dtype and old.k.device == device:
+            if old is not None and old.k.shape == shape and old.k.dtype == dtype and old.k.device == dev:
                 continue  # reuse: stale slots are never attended to (the decode mask covers written slots)
-            attn.cache = KVCache(batch, cfg.num_key_value_heads, max_len, cfg.head_dim, dtype, device)
+            attn.cache = KVCache(batch, cfg.num_key_value_heads, max_len, cfg.head_dim, dtype, dev)
 
     def clear_caches(self) -> None:
         for attn in self.attention_modules():
@@ -271,11 +271,16 @@ class CausalLM(nn.Module):
             kv_len = int(position_ids.max()) + 1 if self.rotary.kind == "dynamic" else 0
         cos, sin = self.rotary(position_ids, kv_len, x.dtype)
         for layer in self.model.layers:
+            dev = layer.ffn_norm.weight.device if self.is_internlm2 else layer.input_layernorm.weight.device
+            if x.device != dev:  # a model split across GPUs by layers (tessera.parallel)
+                x, cos, sin = x.to(dev), cos.to(dev), sin.to(dev)
+                cache_pos = cache_pos.to(dev) if cache_pos is not None else None
+                mask = mask.to(dev) if mask is not None else None
             if self.gradient_checkpointing and self.training:
                 x = checkpoint(layer, x, cos, sin, cache_pos, mask, use_reentrant=False)
             else:
                 x = layer(x, cos, sin, cache_pos, mask)
-        return self.model.norm(x)
+        return self.model.norm(x.to(self.model.norm.weight.device))
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """[..., c] -> [..., v] in float32."""
