@@ -4,6 +4,7 @@ not skips, without it. ``TESSERA_SCREENSHOT=path.png`` saves a screenshot of the
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 
@@ -83,6 +84,37 @@ def test_upload_ask_and_stream(browser):
             page.mouse.move(0, 400)
             page.screenshot(path=os.environ["TESSERA_SCREENSHOT"])
         assert errors == []
+        page.close()
+
+
+DROP_AND_PASTE = """async (kind) => {
+  const bytes = Uint8Array.from(atob(window.__png), (c) => c.charCodeAt(0));
+  const data = new DataTransfer();
+  data.items.add(new File([bytes], "pasted.png", { type: "image/png" }));
+  if (kind === "drop") {
+    window.dispatchEvent(new DragEvent("dragenter", { dataTransfer: data }));
+    window.dispatchEvent(new DragEvent("drop", { dataTransfer: data, cancelable: true }));
+  } else {
+    document.dispatchEvent(new ClipboardEvent("paste", { clipboardData: data, cancelable: true }));
+  }
+}"""
+
+
+def test_drop_and_paste_attach_images(browser):
+    png = conformance_path("preprocess", "images", "small_320x240.png").read_bytes()
+    with running_server(tiny_vlm()) as server:
+        page = browser.new_page()
+        page.goto(server.url + "/")
+        page.wait_for_selector("#status.ok")
+        page.evaluate("(b64) => { window.__png = b64; }", base64.b64encode(png).decode())
+        page.evaluate(DROP_AND_PASTE, "drop")
+        page.wait_for_selector("#attachments .attachment >> nth=0")
+        assert page.is_hidden("#drop")  # the drop overlay went away again
+        page.evaluate(DROP_AND_PASTE, "paste")
+        page.wait_for_selector("#attachments .attachment >> nth=1")
+        page.wait_for_selector("#attachments .attachment >> nth=1 >> .tiled[data-cols]")
+        page.click("#attachments .attachment >> nth=0 >> .remove")
+        assert page.locator("#attachments .attachment").count() == 1
         page.close()
 
 
