@@ -106,6 +106,10 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError, CheckpointError) as e:
         print(f"tessera serve: cannot load the model {args.model or '(bundled)'}: {e}", file=sys.stderr)
         return 1
+    if args.host not in ("127.0.0.1", "localhost", "::1") and settings.api_key is None:
+        print(f"tessera serve: warning: listening on {args.host} without --api-key: anyone who can reach this "
+              "port can use the model" + (" and read local image files" if args.allow_local_files else ""),
+              file=sys.stderr)
     app = create_app(vlm, settings)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"tessera serve: {app.state.model_name} on {vlm.device} ({vlm.dtype}); web page and API at "
