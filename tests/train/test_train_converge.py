@@ -7,11 +7,12 @@ import json
 import time
 
 import torch
-from conftest import conformance_path
 from synthetic import COLOURS, QUESTION, square_image, tiny_recipe, write_dataset
 
 import tessera
 from tessera.train import TrainConfig, train
+
+from conftest import conformance_path
 
 
 def test_tiny_model_learns_colours_and_checkpoint_roundtrips(tmp_path):

@@ -7,14 +7,23 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import conformance_path
 from synthetic import square_image, write_dataset
 
 from tessera.preprocess import dynamic_tiles
 from tessera.templates import get_template
 from tessera.tokenizer import Tokenizer
 from tessera.train.batching import StepPlan, collate
-from tessera.train.data import DataError, ImageSettings, Sample, Skipped, TrainDataset, read_meta, repeat_lines
+from tessera.train.data import (
+    DataError,
+    ImageSettings,
+    Sample,
+    Skipped,
+    TrainDataset,
+    read_meta,
+    repeat_lines,
+)
+
+from conftest import conformance_path
 
 IMAGES = ImageSettings(image_size=56, num_image_token=4, max_tiles=12)
 

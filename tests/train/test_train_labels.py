@@ -9,11 +9,12 @@ pieces with their character spans, and a token must be labelled exactly when it 
 from __future__ import annotations
 
 import pytest
-from conftest import conformance_path
 
 from tessera.templates import get_template, image_tokens, render
 from tessera.tokenizer import Tokenizer
 from tessera.train.conversation import IGNORE_INDEX, SkipSample, encode_conversation, normalize_turns
+
+from conftest import conformance_path
 
 CASES = {
     "single image": ([("<image>\nWhat colour is the square?", "The square is red.")], 1),

@@ -28,6 +28,7 @@ class DistEnv:
     device: torch.device
     strategy: str  # none | ddp | fsdp
     dtype: torch.dtype  # compute dtype (bf16 or fp32)
+    owns_group: bool = False  # this run created the process group (and destroys it at the end)
 
     @property
     def is_main(self) -> bool:
@@ -46,7 +47,8 @@ def setup(run: RunArgs) -> DistEnv:
         device = torch.device(run.device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    if world > 1 and not dist.is_initialized():
+    owns_group = world > 1 and not dist.is_initialized()
+    if owns_group:  # a caller's own process group is used as it is and left alive
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     strategy = run.parallel
     if strategy == "auto":
@@ -63,7 +65,7 @@ def setup(run: RunArgs) -> DistEnv:
     if run.threads > 0:
         torch.set_num_threads(run.threads)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    return DistEnv(rank, world, local_rank, device, strategy, dtype)
+    return DistEnv(rank, world, local_rank, device, strategy, dtype, owns_group)
 
 
 def wrap(module: nn.Module, env: DistEnv) -> nn.Module:
@@ -113,5 +115,5 @@ def barrier(env: DistEnv) -> None:
 
 
 def cleanup(env: DistEnv) -> None:
-    if env.world > 1 and dist.is_initialized():
+    if env.owns_group and dist.is_initialized():
         dist.destroy_process_group()
