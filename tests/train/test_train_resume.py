@@ -1,5 +1,6 @@
 """A run killed with SIGKILL and resumed gives the same loss curve as an uninterrupted run, step for step
-(with JPEG augmentation, drop path, gradient accumulation and a data-loader worker in play)."""
+(with JPEG augmentation, drop path, gradient accumulation, length grouping, packing and a data-loader
+worker in play)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def recipe(meta, out):
     return tiny_recipe(
         meta, out, tokenizer_dir=conformance_path("tokenizers", "internlm2"),
         model={"drop_path_rate": 0.2, "max_dynamic_patch": 4},
-        data={"num_workers": 1},
+        data={"num_workers": 1, "group_by_length": True, "packing": True},
         optim={"max_steps": STEPS, "per_device_batch_size": 2, "gradient_accumulation_steps": 2,
                "lr_scheduler": "cosine", "warmup_steps": 3, "weight_decay": 0.05},
         run={"save_steps": 2, "save_total_limit": 3},
