@@ -32,7 +32,7 @@ def build(out: Path, *, n_stage1: int, n_stage2: int, n_test: int, workers: int,
           overrides1: list[str] = (), overrides2: list[str] = ()) -> Path:
     """Run steps 1-3; returns the final checkpoint directory."""
     out.mkdir(parents=True, exist_ok=True)
-    common = dict(tile_size=112, workers=workers, chinese=True, number_fraction=0.2)
+    common = dict(tile_size=112, workers=workers, chinese=True, number_fraction=0.2, train_turns=6)
     if not (out / "stage1-data" / "meta_train.json").exists():
         generate(out / "stage1-data", n_train=n_stage1, n_test=0, seed=seed + 1, tasks=STAGE1_TASKS, **common)
     if not (out / "data" / "meta_test.json").exists():
@@ -89,8 +89,8 @@ def install(ckpt: Path, eval_dir: Path, repo: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Build tessera's bundled model (data, tokenizer, 2 stages, ablation).")
     ap.add_argument("--out", default="runs/tessera-tiny", help="work directory (resumable)")
-    ap.add_argument("--stage1", type=int, default=3000, help="stage-1 training images")
-    ap.add_argument("--stage2", type=int, default=8000, help="stage-2 training images")
+    ap.add_argument("--stage1", type=int, default=4000, help="stage-1 training images")
+    ap.add_argument("--stage2", type=int, default=10000, help="stage-2 training images")
     ap.add_argument("--test", type=int, default=600, help="held-out images (100 per task)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--install", action="store_true", help="copy the result into the package and docs/")

@@ -97,6 +97,8 @@ def make_sample(cfg: SynthConfig, seed: int, split: str, index: int) -> tuple[Im
         first = rng.choices(cfg.tasks, weights=[cfg.weights[t] for t in cfg.tasks])[0]
         n_turns = rng.randint(1, cfg.train_turns)
     kind = V.TASK_KIND[first]
+    if kind == "document":  # one turn per marked box, and there are len(BOX_COLORS) box colours
+        n_turns = min(n_turns, len(V.BOX_COLORS))
     same_kind = [t for t in cfg.tasks if V.TASK_KIND[t] == kind]
     turn_tasks = [first] + [rng.choice(same_kind) for _ in range(n_turns - 1)]
 
