@@ -168,3 +168,13 @@ def test_collate_tensors_feed_the_model():
         logits = model(torch.tensor([s.input_ids]), to_pixel_values(s.tiles), image_flags=torch.tensor(s.image_flags))
         ref += torch.nn.functional.cross_entropy(logits[0, :-1], torch.tensor(s.labels[1:]), ignore_index=-100, reduction="sum")
     torch.testing.assert_close(losses[0], ref, rtol=1e-5, atol=1e-5)
+
+
+def test_text_with_literal_image_tokens_is_skipped(tmp_path):
+    lines = [json.dumps({"conversations": [{"from": "human", "value": "what is <IMG_CONTEXT>?"},
+                                           {"from": "gpt", "value": "a token"}]})]
+    meta = write_dataset(tmp_path, 1, extra_lines=lines)
+    ds, _ = make_dataset(meta)
+    assert isinstance(ds[(0, 0)], Sample)
+    skipped = ds[(0, 1)]
+    assert isinstance(skipped, Skipped) and skipped.reason == "image_tokens_in_text"

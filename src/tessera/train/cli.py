@@ -1,4 +1,4 @@
-"""``tessera train RECIPE [key=value ...]``: the command-line front of :func:`tessera.train.run_training`.
+"""Train or fine-tune an InternVL 1.5 model from a YAML recipe (``tessera train RECIPE [key=value ...]``).
 
 ``register(subparsers)`` adds the ``train`` sub-command to tessera's CLI; ``run(args)`` executes it and
 returns the exit status. ``python -m tessera.train`` uses the same parser (that is the form to give
@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 
+DESCRIPTION = "Train or fine-tune an InternVL 1.5 model from a YAML recipe (bundled name or path)."
 EPILOG = """examples:
   tessera train mini-internvl-chat-2b-v1-5-finetune data.meta_path=meta.json run.output_dir=runs/ft
   tessera train my_recipe.yaml learning_rate=1e-5 max_steps=100 --resume
@@ -31,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "train", help="train or fine-tune a model from a recipe", description=__doc__.splitlines()[0],
+        "train", help="train or fine-tune a model from a recipe", description=DESCRIPTION,
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(parser)
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tessera.train", description=__doc__.splitlines()[0], epilog=EPILOG,
+        prog="python -m tessera.train", description=DESCRIPTION, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(parser)

@@ -25,7 +25,7 @@ from PIL import Image
 
 from ..images import ImageError, ImageNotFound, load_image
 from ..preprocess import dynamic_tiles
-from ..templates import IMAGE_PLACEHOLDER, Template, image_tokens
+from ..templates import IMAGE_PLACEHOLDER, IMG_CONTEXT_TOKEN, Template, image_tokens
 from ..tokenizer import Tokenizer
 from .conversation import SkipSample, encode_conversation, normalize_turns
 
@@ -39,6 +39,8 @@ REASONS = {
     "no_labels": "no answer tokens (none in the sample or all past max_seq_length)",
     "tokenization_mismatch": "the tokenizer merges across an answer boundary",
     "too_many_images": "more images than data.max_images",
+    "image_tokens_in_text": "the text itself contains image tokens (<img>, </img>, <IMG_CONTEXT>)",
+    "sample_error": "unexpected error while building the sample (see the example)",
 }
 
 
@@ -174,6 +176,7 @@ class TrainDataset:
         self.seed = seed
         self.video_frames = video_frames
         self.max_images = max_images
+        self.context_id = tokenizer.convert_tokens_to_ids(IMG_CONTEXT_TOKEN)
         self.lines: list[list[str]] = []
         index = []
         for d, spec in enumerate(specs):
@@ -206,9 +209,16 @@ class TrainDataset:
         spec = self.specs[int(self.index[index][0])]
         rng = np.random.default_rng([self.seed, epoch, index])
         try:
-            return self._build(item, spec, rng)
+            sample = self._build(item, spec, rng)
         except SkipSample as skip:
             return Skipped(skip.reason, self.where(index), skip.detail)
+        except Exception as exc:  # one odd sample must never end a long run; it is counted and reported
+            return Skipped("sample_error", self.where(index), f"{type(exc).__name__}: {exc}")
+        slots = sample.input_ids.count(self.context_id)
+        if slots != sum(sample.image_flags) * self.images.num_image_token:
+            return Skipped("image_tokens_in_text", self.where(index), f"{slots} <IMG_CONTEXT> tokens for "
+                           f"{sum(sample.image_flags)} tiles")
+        return sample
 
     # ------------------------------------------------------------------ building one sample
     def _build(self, item: dict, spec: DatasetSpec, rng: np.random.Generator) -> Sample:

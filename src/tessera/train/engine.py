@@ -121,6 +121,8 @@ def _train(cfg: TrainConfig, env: D.DistEnv) -> TrainResult:
         resume_from = find_latest(out_dir) if cfg.run.resume is True else Path(cfg.run.resume)
         if cfg.run.resume is not True and not resume_from.is_dir():
             raise RecipeError(f"run.resume={cfg.run.resume!r}: no such checkpoint directory")
+        if resume_from is None and env.is_main:
+            print(f"run.resume: no complete checkpoint in {out_dir}; starting from step 0", flush=True)
 
     built = build_model(cfg, device="cpu" if env.strategy == "fsdp" else env.device)
     model, tokenizer = built.model, built.tokenizer
