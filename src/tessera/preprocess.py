@@ -235,6 +235,7 @@ def num_image_tokens(
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 _PARALLEL_MIN_PIXELS = 1 << 20  # below ~1 MP the thread overhead is not worth it
+_PIECES_PER_THREAD = 2  # smaller pieces balance the uneven grid / thumbnail passes across the threads
 
 
 def _num_threads() -> int:
@@ -401,8 +402,8 @@ def _run_resizes(jobs: list[_ExactResize]) -> list[np.ndarray]:
     return [job.out for job in jobs]
 
 
-def _use_split(image: Image.Image, parts: int) -> Any:
-    if parts < 2 or image.mode != "RGB" or image.width * image.height < _PARALLEL_MIN_PIXELS:
+def _use_split(image: Image.Image, threads: int) -> Any:
+    if threads < 2 or image.mode != "RGB" or image.width * image.height < _PARALLEL_MIN_PIXELS:
         return None
     return _pass_order()
 
@@ -412,11 +413,11 @@ def resize_exact(image: Image.Image, size: tuple[int, int], *, threads: int | No
     (plain ``Image.resize`` for small images or one thread). Returns uint8 ``[size[1], size[0], 3]``."""
     if image.mode != "RGB":
         raise ValueError(f"resize_exact expects an RGB image, got mode {image.mode!r}")
-    parts = threads or _num_threads()
-    rule = _use_split(image, parts)
+    threads = threads or _num_threads()
+    rule = _use_split(image, threads)
     if rule is None:
         return np.asarray(image.resize(size))
-    return _run_resizes([_ExactResize(image, size, parts, rule)])[0]
+    return _run_resizes([_ExactResize(image, size, threads * _PIECES_PER_THREAD, rule)])[0]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -458,8 +459,8 @@ def dynamic_tiles(
     blocks = cols * rows
     thumb = use_thumbnail and blocks != 1
     out = np.empty((blocks + int(thumb), s, s, 3), np.uint8)
-    parts = _num_threads()
-    rule = _use_split(img, parts)
+    threads = _num_threads()
+    rule = _use_split(img, threads)
     if rule is None:  # small image or one thread: plain PIL
         grid = np.asarray(img.resize((cols * s, rows * s)))
         # [rows*S, cols*S, 3] -> [rows, S, cols, S, 3] -> [rows, cols, S, S, 3]: row-major tiles
@@ -468,6 +469,7 @@ def dynamic_tiles(
             out[blocks] = np.asarray(img.resize((s, s)))
         return out
     # The grid resize and the thumbnail run side by side; the grid's last pass writes the tiles directly.
+    parts = threads * _PIECES_PER_THREAD
     jobs = [_ExactResize(img, (cols * s, rows * s), parts, rule, tile=s, out=out[:blocks])]
     if thumb:
         jobs.append(_ExactResize(img, (s, s), parts, rule))
