@@ -264,6 +264,27 @@ def test_dynamic_tiles_parallel_path(w, h, max_tiles, threads, thumb):
     assert np.array_equal(tiles, np.stack(expected))
 
 
+def _tiles_in_child(image, queue):
+    queue.put(dynamic_tiles(image, max_tiles=6).shape)
+
+
+def test_dynamic_tiles_after_fork():
+    """A forked child (DataLoader worker) must not wait forever on the parent's thread pool."""
+    import multiprocessing as mp
+
+    image = _random_image(np.random.default_rng(9), 1600, 900)  # > 1 MP: the threaded path
+    parent = dynamic_tiles(image, max_tiles=6)  # the pool now exists in this process
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_tiles_in_child, args=(image, queue))
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("dynamic_tiles hung in a forked child")
+    assert queue.get(timeout=5) == parent.shape
+
+
 def test_dynamic_tiles_converts_modes_like_official():
     rgba = Image.fromarray(np.random.default_rng(1).integers(0, 256, (90, 120, 4), dtype=np.uint8), "RGBA")
     tiles = dynamic_tiles(rgba, max_tiles=4, image_size=56)

@@ -233,6 +233,7 @@ def num_image_tokens(
 # --------------------------------------------------------------------------------------------------
 
 _POOL: ThreadPoolExecutor | None = None
+_POOL_PID = 0
 _POOL_LOCK = threading.Lock()
 _PARALLEL_MIN_PIXELS = 1 << 20  # below ~1 MP the thread overhead is not worth it
 _PIECES_PER_THREAD = 2  # smaller pieces balance the uneven grid / thumbnail passes across the threads
@@ -246,10 +247,13 @@ def _num_threads() -> int:
 
 
 def _pool() -> ThreadPoolExecutor:
-    global _POOL
+    """The shared worker threads; a forked child (e.g. a DataLoader worker) gets its own, since threads do
+    not survive ``fork`` and the parent's pool would never run anything there."""
+    global _POOL, _POOL_PID
     with _POOL_LOCK:
-        if _POOL is None:
+        if _POOL is None or _POOL_PID != os.getpid():
             _POOL = ThreadPoolExecutor(_num_threads(), thread_name_prefix="tessera-preprocess")
+            _POOL_PID = os.getpid()
         return _POOL
 
 
