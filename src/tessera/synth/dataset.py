@@ -48,6 +48,7 @@ class SynthConfig:
     doc_min_tiles: smallest page grid (cols*rows); >= 6 keeps every page squashed >= 3x in one tile.
     chinese: Chinese phrasings for some count/colour questions; None = on iff a CJK font is installed.
     zh_fraction: share of count/colour turns asked in Chinese when ``chinese``.
+    max_shapes: most shapes in a scene (fewer makes an easier curriculum stage).
     """
 
     tile_size: int = 112
@@ -61,6 +62,7 @@ class SynthConfig:
     doc_min_tiles: int = 6
     chinese: bool | None = None
     zh_fraction: float = 0.25
+    max_shapes: int = V.MAX_SHAPES
 
     def resolved(self) -> SynthConfig:
         """Check the values and fix ``chinese`` (None -> whether a CJK font is installed)."""
@@ -73,6 +75,8 @@ class SynthConfig:
             raise ValueError(f"number_fraction and zh_fraction must be in [0, 1]; got {self}")
         if self.train_turns < 1:
             raise ValueError(f"train_turns={self.train_turns} must be >= 1")
+        if not 1 <= self.max_shapes <= V.MAX_SHAPES:
+            raise ValueError(f"max_shapes={self.max_shapes} must be in 1..{V.MAX_SHAPES}")
         if any(self.weights.get(t, 0) <= 0 for t in self.tasks):
             raise ValueError(f"every task in {self.tasks} needs a positive weight; got {self.weights}")
         if "read" in self.tasks:
@@ -103,7 +107,7 @@ def make_sample(cfg: SynthConfig, seed: int, split: str, index: int) -> tuple[Im
     turn_tasks = [first] + [rng.choice(same_kind) for _ in range(n_turns - 1)]
 
     if kind == "shapes":
-        image, scene = shapes.draw_scene(rng, cfg.tile_size)
+        image, scene = shapes.draw_scene(rng, cfg.tile_size, cfg.max_shapes)
 
         def ask(task: str) -> tuple[str, str, tuple]:
             zh = cfg.chinese and task in ("count", "color") and rng.random() < cfg.zh_fraction

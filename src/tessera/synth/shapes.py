@@ -27,13 +27,14 @@ class Shape:
     cell: int  # 0..8, row-major 3x3 cell index (vocab.POSITIONS[cell])
 
 
-def draw_scene(rng: random.Random, tile_size: int) -> tuple[Image.Image, list[Shape]]:
-    """Draw a random scene. Returns the RGB image (long side tile_size..3.5*tile_size) and its shapes."""
+def draw_scene(rng: random.Random, tile_size: int, max_shapes: int = V.MAX_SHAPES) -> tuple[Image.Image, list[Shape]]:
+    """Draw a random scene of 1..max_shapes shapes. Returns the RGB image (long side tile_size..3.5*tile_size)
+    and its shapes."""
     aw, ah = rng.choice(_ASPECTS)
     long_side = rng.randint(tile_size, int(3.5 * tile_size))
     scale = long_side / max(aw, ah)
     width, height = max(32, round(aw * scale)), max(32, round(ah * scale))
-    n = rng.randint(1, V.MAX_SHAPES)
+    n = rng.randint(1, max_shapes)
     cells = rng.sample(range(9), n)
     pairs = rng.sample([(c, k) for c in V.COLORS for k in V.SHAPES], n)
     shapes = [Shape(kind=k, color=c, cell=cell) for (c, k), cell in zip(pairs, cells)]
