@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -243,6 +243,10 @@ def test_dynamic_tiles_properties(w, h, max_tiles, thumb):
     threads=st.integers(2, 5),
     thumb=st.booleans(),
 )
+@example(w=168, h=112, max_tiles=6, threads=2, thumb=True)  # already 3x2 tiles: no resampling pass
+@example(w=56, h=200, max_tiles=6, threads=3, thumb=True)  # width unchanged: vertical pass only
+@example(w=400, h=56, max_tiles=12, threads=2, thumb=False)  # height unchanged: horizontal pass only
+@example(w=300, h=900, max_tiles=4, threads=2, thumb=True)  # thumbnail: vertical pass first
 def test_dynamic_tiles_parallel_path(w, h, max_tiles, threads, thumb):
     """The split, threaded path (forced on small images here) gives the official recipe's tiles: one PIL
     resize, row-major crops, then the thumbnail."""
