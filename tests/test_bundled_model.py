@@ -1,0 +1,54 @@
+"""The bundled model ships in the package, loads with no path, and answers the example questions on CPU.
+
+Its measured accuracy on the held-out synthetic split is reported in the README (docs/bundled-model/);
+here we check what must hold on every machine: it is the default, it is small, it answers quickly, and
+every answer is a well-formed answer of the task it was asked (a word of that task's closed vocabulary).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+import tessera
+from tessera.synth import vocab as V
+from tessera.vlm import default_model_path
+
+from conftest import REPO
+
+VALID = {
+    "count": {str(i) for i in range(V.MAX_SHAPES + 1)},
+    "color": set(V.COLORS) | set(V.COLORS_ZH.values()),
+    "shape": set(V.SHAPES),
+    "position": set(V.POSITIONS),
+    "read": set(V.WORDS) | {str(n) for n in range(V.NUMBER_RANGE[0], V.NUMBER_RANGE[1] + 1)},
+    "chart": set(V.CHART_LABELS) | {str(n) for n in range(V.CHART_VALUES[0], V.CHART_VALUES[1] + 1)},
+}
+
+
+@pytest.fixture(scope="module")
+def vlm():
+    return tessera.load()
+
+
+def test_bundled_model_is_small_and_default(vlm):
+    files = list(default_model_path().iterdir())
+    assert {f.name for f in files} >= {"config.json", "model.safetensors", "tokenizer.model"}
+    assert sum(f.stat().st_size for f in files) < 30 * 2**20
+    assert vlm.path == default_model_path()
+    assert vlm.config.template == "internlm2-chat" and vlm.config.image_size == 112
+
+
+def _examples():
+    data = json.loads((REPO / "examples" / "examples.json").read_text())
+    return [(e["image"], q["question"], q["task"]) for e in data for q in e["questions"]]
+
+
+@pytest.mark.parametrize("image, question, task", _examples())
+def test_answers_example_questions_quickly_and_in_vocabulary(vlm, image, question, task):
+    start = time.perf_counter()
+    got = vlm.chat(question, REPO / "examples" / image, max_new_tokens=16)
+    assert time.perf_counter() - start < 10  # about a second on a 2-core CPU; generous for a busy CI box
+    assert got in VALID[task], f"{task}: {question!r} -> {got!r}"
