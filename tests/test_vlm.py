@@ -161,3 +161,22 @@ def test_save_round_trip_keeps_answers(tiny, tmp_path):
     out = vlm.save(tmp_path / "copy", dtype=torch.float32)
     again = tessera.load(out, dtype="float32")
     assert again.chat("Hello, who are you?", max_new_tokens=8) == vlm.chat("Hello, who are you?", max_new_tokens=8)
+
+
+def test_one_vlm_shared_by_threads(tiny):
+    """The KV caches live in the model: concurrent calls take turns and all get the right answer."""
+    import threading
+
+    vlm, _, _ = tiny
+    expected = vlm.chat("Describe a cat.", max_new_tokens=12)
+    answers: dict[int, str] = {}
+
+    def work(i: int) -> None:
+        answers[i] = vlm.chat("Describe a cat.", max_new_tokens=12)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert answers == {i: expected for i in range(4)}

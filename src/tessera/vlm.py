@@ -9,6 +9,7 @@ prompt, the tiles and the decoding are the same everywhere.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +98,8 @@ class VLM:
         model.img_context_token_id = tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>")
         self.sep = templates.stop_token(self.template)
         self.stop_token_id = tokenizer.convert_tokens_to_ids(self.sep)
+        # the KV caches live in the model: one decode loop at a time, so a VLM can be shared across threads
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ properties
     @property
@@ -226,10 +229,14 @@ class VLM:
         """Decode ``requests`` as one left-padded batch; yields, per step, the outputs that changed.
 
         ``cancelled(i)`` is polled every step: a cancelled request stops (``finish_reason="cancelled"``).
-        The loop ends as soon as every request has finished.
+        The loop ends as soon as every request has finished. Calls from several threads take turns.
         """
         if not requests:
             return
+        with self._lock:
+            yield from self._run(requests, cancelled)
+
+    def _run(self, requests: Sequence[Request], cancelled: Callable[[int], bool] | None) -> Iterator[list[StepOutput]]:
         tiles = [r.pixel_values for r in requests if r.pixel_values is not None]
         pixel_values = torch.cat(tiles) if tiles else None
         batch = Batch.from_ids([r.input_ids for r in requests], self.tokenizer.pad_token_id, pixel_values, self.device)
