@@ -312,16 +312,20 @@ def test_pixel_values_small_matches_official(tiles_index):
     assert np.abs(pv.numpy() - expected).max() <= 2e-3
 
 
-def test_to_pixel_values_formula_and_dtypes():
-    tiles = np.random.default_rng(0).integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+def test_to_pixel_values_is_bit_identical_to_totensor_normalize():
+    tiles = np.random.default_rng(0).integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)
+    # torchvision ToTensor: float().div(255); Normalize: sub_(mean).div_(std), per tile
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    ref = torch.stack([torch.from_numpy(t).permute(2, 0, 1).float().div(255).sub_(mean).div_(std) for t in tiles])
     pv = to_pixel_values(tiles)
-    x = torch.from_numpy(tiles).permute(0, 3, 1, 2).float() / 255
-    ref = (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    assert pv.shape == (3, 3, 8, 8)
-    torch.testing.assert_close(pv, ref, rtol=0, atol=1e-6)
+    assert pv.shape == (5, 3, 16, 16) and pv.dtype == torch.float32
+    assert torch.equal(pv, ref)
+    assert torch.equal(to_pixel_values(torch.from_numpy(tiles)), ref)  # tensor input
+    assert torch.equal(P._normalise_torch(torch.from_numpy(tiles)), ref)  # the accelerator path, run on CPU
+    assert torch.equal(to_pixel_values(tiles[:1]), ref[:1])  # single tile, no threads
     bf = to_pixel_values(tiles, dtype=torch.bfloat16, device="cpu")
     assert bf.dtype == torch.bfloat16 and bf.device.type == "cpu"
-    torch.testing.assert_close(bf.float(), ref, rtol=1e-2, atol=1e-2)
+    assert torch.equal(bf, ref.to(torch.bfloat16))
     with pytest.raises(ValueError, match="uint8 tiles"):
         to_pixel_values(tiles.astype(np.float32))
     with pytest.raises(ValueError, match="uint8 tiles"):

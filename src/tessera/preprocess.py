@@ -488,6 +488,18 @@ def dynamic_tiles(
 # --------------------------------------------------------------------------------------------------
 
 
+_MEAN32 = np.array(IMAGENET_MEAN, np.float32).reshape(3, 1, 1)
+_STD32 = np.array(IMAGENET_STD, np.float32).reshape(3, 1, 1)
+
+
+def _normalise_tile(tiles: np.ndarray, out: np.ndarray, i: int) -> None:
+    o = out[i]  # [3, S, S] float32
+    np.copyto(o, tiles[i].transpose(2, 0, 1), casting="unsafe")  # [S, S, 3] uint8 -> [3, S, S] float32
+    np.divide(o, np.float32(255), out=o)
+    np.subtract(o, _MEAN32, out=o)
+    np.divide(o, _STD32, out=o)
+
+
 def to_pixel_values(
     tiles: np.ndarray | torch.Tensor,
     *,
@@ -496,24 +508,42 @@ def to_pixel_values(
 ) -> torch.Tensor:
     """uint8 tiles ``[T, S, S, 3]`` (HWC) -> normalised ``pixel_values`` ``[T, 3, S, S]``.
 
-    Same arithmetic as the official ``ToTensor`` + ``Normalize``: ``(x / 255 - mean) / std`` in float32,
-    then cast to ``dtype``. With ``device`` the uint8 data (4x smaller than float32) is moved first and the
-    normalisation runs there.
+    The same float32 operations as the official ``ToTensor`` + ``Normalize`` (``x / 255``, ``- mean``,
+    ``/ std``), so the values are bit-identical, then cast to ``dtype``. With a non-CPU ``device`` the uint8
+    data (4x smaller than float32) is moved first and the normalisation runs there. On the CPU each tile is
+    normalised by numpy in the preprocessing threads (cache-sized pieces, no OpenMP team to synchronise).
     """
-    x = torch.from_numpy(np.ascontiguousarray(tiles)) if isinstance(tiles, np.ndarray) else tiles
+    if isinstance(tiles, torch.Tensor):
+        x = tiles
+    else:
+        x = torch.from_numpy(np.ascontiguousarray(tiles))
     if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[-1] != 3:
         raise ValueError(
             f"to_pixel_values expects uint8 tiles [T, S, S, 3], got {tuple(x.shape)} {x.dtype}; "
             "use dynamic_tiles() to make them"
         )
-    if device is not None:
-        x = x.to(device)
+    target = torch.device(device) if device is not None else x.device
+    if target.type == "cpu":
+        arr = x.cpu().numpy()
+        out = np.empty((arr.shape[0], 3, arr.shape[1], arr.shape[2]), np.float32)
+        if arr.shape[0] > 1 and _num_threads() > 1:
+            list(_pool().map(functools.partial(_normalise_tile, arr, out), range(arr.shape[0])))
+        else:
+            for i in range(arr.shape[0]):
+                _normalise_tile(arr, out, i)
+        pv = torch.from_numpy(out)
+    else:
+        pv = _normalise_torch(x.to(target))
+    return pv if dtype == torch.float32 else pv.to(dtype)
+
+
+def _normalise_torch(x: torch.Tensor) -> torch.Tensor:
+    """The device path of :func:`to_pixel_values`: uint8 ``[T, S, S, 3]`` -> float32 ``[T, 3, S, S]``."""
     mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
-    out = torch.empty((x.shape[0], 3, x.shape[1], x.shape[2]), dtype=torch.float32, device=x.device)
-    out.copy_(x.permute(0, 3, 1, 2))  # [T, S, S, 3] -> [T, 3, S, S], uint8 -> float32 in one pass
-    out.div_(255.0).sub_(mean).div_(std)
-    return out if dtype == torch.float32 else out.to(dtype)
+    pv = torch.empty((x.shape[0], 3, x.shape[1], x.shape[2]), dtype=torch.float32, device=x.device)
+    pv.copy_(x.permute(0, 3, 1, 2))  # [T, S, S, 3] -> [T, 3, S, S], uint8 -> float32 in one pass
+    return pv.div_(255.0).sub_(mean).div_(std)
 
 
 def prepare_images(
