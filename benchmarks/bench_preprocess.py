@@ -1,8 +1,9 @@
 """Image preprocessing speed: the official pipeline vs tessera, on a 3840x2160 JPEG.
 
 (a) official, written out here: ``Image.open().convert("RGB")``, ``dynamic_preprocess`` (one resize, a
-    ``crop`` per tile, thumbnail), then per tile the ``build_transform`` steps (Resize to 448, a no-op copy;
-    ToTensor; Normalize) in torch (torchvision is not installed next to this torch), then ``torch.stack``;
+    ``crop`` per tile, thumbnail), then per tile the ``build_transform`` steps (Resize to 448, a no-op for
+    448 tiles; ToTensor; Normalize) in torch (torchvision is not installed next to this torch), then
+    ``torch.stack``;
 (b) tessera: ``load_image`` + ``dynamic_tiles`` + ``to_pixel_values``.
 
 Both run in the same process, alternating, for max_tiles 12 and 40; the table shows medians. The uint8 tiles
@@ -77,7 +78,8 @@ _STD = torch.tensor(IMAGENET_STD).view(3, 1, 1)
 
 def official_transform(tile: Image.Image, size: int = 448) -> torch.Tensor:
     tile = tile.convert("RGB") if tile.mode != "RGB" else tile
-    tile = tile.resize((size, size), Image.Resampling.BICUBIC)  # Resize((448, 448)): a copy for 448 tiles
+    if tile.size != (size, size):  # Resize((448, 448)); torchvision returns 448x448 tiles unchanged
+        tile = tile.resize((size, size), Image.Resampling.BICUBIC)
     x = torch.from_numpy(np.array(tile, copy=True)).permute(2, 0, 1).contiguous()  # ToTensor
     x = x.float().div(255)
     return (x - _MEAN) / _STD  # Normalize
