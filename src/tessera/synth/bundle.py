@@ -23,7 +23,7 @@ from ..train import TrainConfig, run_training
 from . import generate, text_corpus
 from .tokenizer import train_tokenizer
 
-STAGE1_TASKS = ("count", "color", "shape", "position")
+STAGE1_TASKS = ("count", "color", "shape")
 MODEL_FILES = ("config.json", "model.safetensors", "generation_config.json", "tokenizer.model",
                "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
 
@@ -34,7 +34,7 @@ def build(out: Path, *, n_stage1: int, n_stage2: int, n_test: int, workers: int,
     out.mkdir(parents=True, exist_ok=True)
     common = dict(tile_size=112, workers=workers, chinese=True, number_fraction=0.2, train_turns=6)
     if not (out / "stage1-data" / "meta_train.json").exists():
-        generate(out / "stage1-data", n_train=n_stage1, n_test=0, seed=seed + 1, tasks=STAGE1_TASKS, max_shapes=2,
+        generate(out / "stage1-data", n_train=n_stage1, n_test=0, seed=seed + 1, tasks=STAGE1_TASKS, big_shapes=True,
                  **common)
     if not (out / "data" / "meta_test.json").exists():
         generate(out / "data", n_train=n_stage2, n_test=n_test, seed=seed, **common,

@@ -49,6 +49,7 @@ class SynthConfig:
     chinese: Chinese phrasings for some count/colour questions; None = on iff a CJK font is installed.
     zh_fraction: share of count/colour turns asked in Chinese when ``chinese``.
     max_shapes: most shapes in a scene (fewer makes an easier curriculum stage).
+    big_shapes: one shape filling most of the image (the easiest curriculum stage).
     """
 
     tile_size: int = 112
@@ -63,6 +64,7 @@ class SynthConfig:
     chinese: bool | None = None
     zh_fraction: float = 0.25
     max_shapes: int = V.MAX_SHAPES
+    big_shapes: bool = False
 
     def resolved(self) -> SynthConfig:
         """Check the values and fix ``chinese`` (None -> whether a CJK font is installed)."""
@@ -107,7 +109,7 @@ def make_sample(cfg: SynthConfig, seed: int, split: str, index: int) -> tuple[Im
     turn_tasks = [first] + [rng.choice(same_kind) for _ in range(n_turns - 1)]
 
     if kind == "shapes":
-        image, scene = shapes.draw_scene(rng, cfg.tile_size, cfg.max_shapes)
+        image, scene = shapes.draw_scene(rng, cfg.tile_size, cfg.max_shapes, cfg.big_shapes)
 
         def ask(task: str) -> tuple[str, str, tuple]:
             zh = cfg.chinese and task in ("count", "color") and rng.random() < cfg.zh_fraction

@@ -27,15 +27,17 @@ class Shape:
     cell: int  # 0..8, row-major 3x3 cell index (vocab.POSITIONS[cell])
 
 
-def draw_scene(rng: random.Random, tile_size: int, max_shapes: int = V.MAX_SHAPES) -> tuple[Image.Image, list[Shape]]:
+def draw_scene(
+    rng: random.Random, tile_size: int, max_shapes: int = V.MAX_SHAPES, big: bool = False
+) -> tuple[Image.Image, list[Shape]]:
     """Draw a random scene of 1..max_shapes shapes. Returns the RGB image (long side tile_size..3.5*tile_size)
-    and its shapes."""
+    and its shapes. ``big``: one shape in the centre cell, filling most of the image (a curriculum step)."""
     aw, ah = rng.choice(_ASPECTS)
     long_side = rng.randint(tile_size, int(3.5 * tile_size))
     scale = long_side / max(aw, ah)
     width, height = max(32, round(aw * scale)), max(32, round(ah * scale))
-    n = rng.randint(1, max_shapes)
-    cells = rng.sample(range(9), n)
+    n = 1 if big else rng.randint(1, max_shapes)
+    cells = [4] if big else rng.sample(range(9), n)
     pairs = rng.sample([(c, k) for c in V.COLORS for k in V.SHAPES], n)
     shapes = [Shape(kind=k, color=c, cell=cell) for (c, k), cell in zip(pairs, cells)]
 
@@ -46,7 +48,7 @@ def draw_scene(rng: random.Random, tile_size: int, max_shapes: int = V.MAX_SHAPE
     for shape in shapes:
         row, col = divmod(shape.cell, 3)
         # Stay well inside the cell (at most half the free margin off-centre): the position answer must be obvious.
-        size = rng.uniform(0.45, 0.75) * min(cw, ch)
+        size = rng.uniform(0.45, 0.75) * min(cw, ch) * (3 if big else 1)
         cx = (col + 0.5) * cw + rng.uniform(-0.5, 0.5) * (cw - size) / 2
         cy = (row + 0.5) * ch + rng.uniform(-0.5, 0.5) * (ch - size) / 2
         _draw_shape(draw, shape.kind, cx, cy, size, V.COLORS[shape.color])
