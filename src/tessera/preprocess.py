@@ -148,8 +148,7 @@ def _check_tile_args(min_tiles: int, max_tiles: int, image_size: int) -> None:
         raise ValueError(f"min_tiles ({min_tiles}) must not exceed max_tiles ({max_tiles})")
 
 
-@functools.lru_cache(maxsize=64)
-def target_ratios(min_tiles: int = 1, max_tiles: int = 12) -> tuple[tuple[int, int], ...]:
+def target_ratios(min_tiles: int = 1, max_tiles: int = 12) -> list[tuple[int, int]]:
     """Candidate grids ``(cols, rows)`` with ``min_tiles <= cols*rows <= max_tiles``, in the official
     search order: sorted by ``cols*rows``; grids of equal area keep CPython 3.11 set-iteration order.
 
@@ -157,6 +156,11 @@ def target_ratios(min_tiles: int = 1, max_tiles: int = 12) -> tuple[tuple[int, i
     exactly (see ``target_ratios_in_search_order`` in the conformance ``grid_table.json``).
     """
     _check_tile_args(min_tiles, max_tiles, 1)
+    return list(_target_ratios(min_tiles, max_tiles))
+
+
+@functools.lru_cache(maxsize=64)
+def _target_ratios(min_tiles: int, max_tiles: int) -> tuple[tuple[int, int], ...]:
     # The official code inserts (i, j) for n in [min, max], i and j in [1, n]; re-inserting a present key
     # changes nothing, so only first insertions matter: at n = max(i, j, min_tiles), in (i, j) order.
     valid = [(i, j) for i in range(1, max_tiles + 1) for j in range(1, max_tiles // i + 1) if i * j >= min_tiles]
@@ -185,7 +189,7 @@ def tile_grid(
     area = width * height
     best_diff = float("inf")
     best = (1, 1)
-    for ratio in target_ratios(min_tiles, max_tiles):
+    for ratio in _target_ratios(min_tiles, max_tiles):
         diff = abs(aspect - ratio[0] / ratio[1])
         if diff < best_diff:
             best_diff, best = diff, ratio
