@@ -287,6 +287,14 @@ def test_private_urls_refused_without_traffic(url, no_connections):
     assert no_connections == []
 
 
+def test_missing_httpx_is_a_clear_import_error(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "httpx", None)
+    with pytest.raises(ImportError, match="image URLs need httpx"):
+        fetch_url("http://127.0.0.1:9/a.png", allow_private=True)
+
+
 def test_bad_urls_refused_without_traffic(no_connections):
     with pytest.raises(URLNotAllowed, match="credentials"):
         fetch_url("http://user:pw@10.0.0.1/")

@@ -207,7 +207,10 @@ def fetch_url(
     a checked address (the next one if connecting fails), with the original ``Host`` header and TLS server
     name. Environment proxies are ignored.
     """
-    import httpx
+    try:
+        import httpx
+    except ImportError as e:
+        raise ImportError("image URLs need httpx: pip install httpx (or pip install 'tessera[serve]')") from e
 
     deadline = time.monotonic() + timeout
     current = url
