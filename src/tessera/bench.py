@@ -31,6 +31,7 @@ import torch
 from .config import PRESETS, ChatConfig
 from .generation import Batch, SamplingParams, generate
 from .models.internvl import InternVLChatModel
+from .vlm import resolve_device, resolve_dtype
 
 SCHEMA_VERSION = 1
 
@@ -177,9 +178,10 @@ def run_mode(model, cfg, s: BenchSettings, mode: str, device) -> dict[str, float
 
 
 def run_bench(s: BenchSettings) -> dict:
-    device = torch.device("cuda" if s.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if s.device == "auto" else s.device))
-    dtype = getattr(torch, {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}.get(s.dtype, s.dtype))
+    device = resolve_device(s.device)
+    if not isinstance(device, torch.device):
+        raise ValueError("tessera bench runs on one device; a multi-device split is not supported here")
+    dtype = resolve_dtype(s.dtype, device)
     cfg = ChatConfig.from_name(s.preset)
     if s.layers is not None:
         cfg.vision_config.num_hidden_layers = cfg.llm_config.num_hidden_layers = s.layers

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .models.internvl import InternVLChatModel
+from .models.internvl import InternVLChatModel, left_padding_inputs
 
 
 @dataclass
@@ -160,12 +160,7 @@ def prefill(model: InternVLChatModel, batch: Batch, max_len: int) -> tuple[torch
     if pixel_values is not None:
         pixel_values = pixel_values.to(dev, lm.head.weight.dtype)
     embeds = model.embed(ids, pixel_values)
-    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
-    attn_mask = None
-    if not bool(mask.all()):
-        causal = torch.ones(s, s, dtype=torch.bool, device=dev).tril()
-        attn_mask = causal[None, None] & mask.bool()[:, None, None, :]
-        attn_mask |= torch.eye(s, dtype=torch.bool, device=dev)[None, None]  # padding rows attend to themselves
+    positions, attn_mask = left_padding_inputs(mask)
     lm.setup_caches(b, max_len)
     cache_pos = torch.arange(s, device=dev)
     hidden = _forward_prefill(lm, embeds, positions, cache_pos, attn_mask)

@@ -32,6 +32,20 @@ def pixel_shuffle(x: torch.Tensor, scale: float = 0.5, version: str = "v2") -> t
     return x
 
 
+def left_padding_inputs(attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """RoPE positions [b, s] and boolean attention mask [b, 1, s, s] (None without padding) for a
+    left-padded batch: positions ``cumsum(mask) - 1`` with padding at 1 (the official batched
+    ``generate``); causal attention over real tokens, padding rows attend to themselves (no empty rows)."""
+    mask = attention_mask.long()
+    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+    if bool(mask.all()):
+        return positions, None
+    s, dev = mask.shape[1], mask.device
+    causal = torch.ones(s, s, dtype=torch.bool, device=dev).tril()
+    attn = causal[None, None] & mask.bool()[:, None, None, :]
+    return positions, attn | torch.eye(s, dtype=torch.bool, device=dev)[None, None]
+
+
 class InternVLChatModel(nn.Module):
     """The full chat model. ``forward(input_ids, pixel_values)`` returns logits [b, s, v]."""
 
@@ -118,13 +132,9 @@ class InternVLChatModel(nn.Module):
         embeds = self.embed(input_ids, pixel_values, image_flags)
         b, s = input_ids.shape
         mask = None
-        if position_ids is None:
-            if attention_mask is None:
-                position_ids = torch.arange(s, device=input_ids.device).expand(b, s)
-            else:
-                position_ids = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
-        if attention_mask is not None and not bool(attention_mask.all()):
-            causal = torch.ones(s, s, dtype=torch.bool, device=input_ids.device).tril()
-            mask = causal[None, None] & attention_mask.bool()[:, None, None, :]
-            mask = mask | torch.eye(s, dtype=torch.bool, device=input_ids.device)[None, None]  # no empty rows
+        if attention_mask is not None:
+            padded_positions, mask = left_padding_inputs(attention_mask)
+            position_ids = padded_positions if position_ids is None else position_ids
+        elif position_ids is None:
+            position_ids = torch.arange(s, device=input_ids.device).expand(b, s)
         return self.language_model(embeds, position_ids, mask=mask)
