@@ -175,49 +175,6 @@ def _random_image(rng: np.random.Generator, w: int, h: int) -> Image.Image:
     return Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8))
 
 
-@settings(max_examples=25, deadline=None)
-@given(
-    w=st.integers(1, 700),
-    h=st.integers(1, 700),
-    ow=st.integers(1, 900),
-    oh=st.integers(1, 900),
-    parts=st.integers(2, 5),
-)
-def test_resize_exact_equals_pil(w, h, ow, oh, parts):
-    """Row-band / column-strip splitting is bit-identical to one PIL resize (down and up scaling, both pass
-    orders)."""
-    rule = P._pass_order()
-    assert rule is not None, "the installed Pillow orders its resampling passes in an unknown way"
-    image = _random_image(np.random.default_rng(w * 7 + h), w, h)
-    out = P._run_resizes([P._ExactResize(image, (ow, oh), parts, rule)])[0]
-    assert np.array_equal(out, np.asarray(image.resize((ow, oh))))
-
-
-@pytest.mark.parametrize(
-    "size, out",
-    [
-        ((2, 2), (3, 1)),  # width up, height down: vertical pass first on Pillow 13
-        ((300, 1800), (448, 448)),  # thumbnail of a tall image
-        ((60, 50), (50, 10)),  # both down, height by more than twice as many pixels: vertical first
-        ((60, 50), (40, 10)),  # h - oh == 2 * (w - ow) exactly: horizontal first
-        ((81, 42), (68, 16)),
-        ((50, 60), (70, 80)),  # both up
-    ],
-)
-def test_resize_exact_pass_order_cases(size, out):
-    image = _random_image(np.random.default_rng(size[0]), *size)
-    got = P._run_resizes([P._ExactResize(image, out, 3, P._pass_order())])[0]
-    assert np.array_equal(got, np.asarray(image.resize(out)))
-
-
-def test_resize_exact_public():
-    image = _random_image(np.random.default_rng(0), 1500, 800)
-    for size in ((620, 1111), (1400, 100), (3000, 1700)):
-        assert np.array_equal(resize_exact(image, size, threads=3), np.asarray(image.resize(size))), size
-    with pytest.raises(ValueError, match="RGB"):
-        resize_exact(image.convert("L"), (10, 10))
-
-
 @settings(max_examples=20, deadline=None)
 @given(w=st.integers(1, 1400), h=st.integers(1, 1400), max_tiles=st.integers(1, 12), thumb=st.booleans())
 def test_dynamic_tiles_properties(w, h, max_tiles, thumb):
@@ -248,18 +205,13 @@ def test_dynamic_tiles_properties(w, h, max_tiles, thumb):
 @example(w=400, h=56, max_tiles=12, threads=2, thumb=False)  # height unchanged: horizontal pass only
 @example(w=300, h=900, max_tiles=4, threads=2, thumb=True)  # thumbnail: vertical pass first
 def test_dynamic_tiles_parallel_path(w, h, max_tiles, threads, thumb):
-    """The split, threaded path (forced on small images here) gives the official recipe's tiles: one PIL
-    resize, row-major crops, then the thumbnail."""
+    """The threaded compiled path gives the official recipe's tiles: one PIL resize, row-major crops, then
+    the thumbnail."""
     s = 56
     image = _random_image(np.random.default_rng(w * 3 + h), w, h)
-    old = P._PARALLEL_MIN_PIXELS
-    P._PARALLEL_MIN_PIXELS = 0
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("TESSERA_PREPROCESS_THREADS", str(threads))
-            tiles = dynamic_tiles(image, max_tiles=max_tiles, image_size=s, use_thumbnail=thumb)
-    finally:
-        P._PARALLEL_MIN_PIXELS = old
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TESSERA_PREPROCESS_THREADS", str(threads))
+        tiles = dynamic_tiles(image, max_tiles=max_tiles, image_size=s, use_thumbnail=thumb)
     cols, rows = tile_grid(w, h, max_tiles=max_tiles, image_size=s)
     resized = image.resize((cols * s, rows * s))
     expected = [np.asarray(resized.crop(((k % cols) * s, (k // cols) * s, (k % cols + 1) * s, (k // cols + 1) * s))) for k in range(cols * rows)]

@@ -11,9 +11,9 @@ The official pipeline (``internvl/train/dataset.py: dynamic_preprocess`` + ``bui
 
 This module reproduces steps 1-4 bit-exactly in uint8 (the tests compare against tiles produced by the
 official code) and step 5 with the same float32 operations, vectorised over all tiles. It is faster than
-the official code because the image is resized once, the tiles are written straight into one array, and
-the PIL resizes (grid and thumbnail) are cut into independent pieces that run in parallel threads (PIL
-releases the GIL). The cut does not change a single value, see :class:`_ExactResize`.
+the official code because the image is decoded and converted once, the grid and the thumbnail are resized
+together by :mod:`tessera.resample` (Pillow's integer arithmetic, bit for bit, as SIMD loops in parallel
+threads), whose last pass writes the tiles straight into one array.
 
 Shapes: ``T`` = tiles, ``S`` = tile size (448 for the released models), ``H, W`` = image height/width.
 """
@@ -21,16 +21,14 @@ Shapes: ``T`` = tiles, ``S`` = tile size (448 for the released models), ``H, W``
 from __future__ import annotations
 
 import functools
-import os
-import threading
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
+from tessera import resample
 from tessera.images import check_image_count, load_image
 
 __all__ = [
@@ -233,199 +231,14 @@ def num_image_tokens(
 
 
 # --------------------------------------------------------------------------------------------------
-# Exact parallel resize
+# Resize
 # --------------------------------------------------------------------------------------------------
-
-_POOL: ThreadPoolExecutor | None = None
-_POOL_PID = 0
-_POOL_LOCK = threading.Lock()
-_PARALLEL_MIN_PIXELS = 1 << 20  # below ~1 MP the thread overhead is not worth it
-_PIECES_PER_THREAD = 2  # smaller pieces balance the uneven grid / thumbnail passes across the threads
-
-
-def _num_threads() -> int:
-    env = os.environ.get("TESSERA_PREPROCESS_THREADS")
-    if env:
-        return max(1, int(env))
-    return max(1, min(4, os.cpu_count() or 1))
-
-
-def _pool() -> ThreadPoolExecutor:
-    """The shared worker threads; a forked child (e.g. a DataLoader worker) gets its own, since threads do
-    not survive ``fork`` and the parent's pool would never run anything there."""
-    global _POOL, _POOL_PID
-    with _POOL_LOCK:
-        if _POOL is None or _POOL_PID != os.getpid():
-            _POOL = ThreadPoolExecutor(_num_threads(), thread_name_prefix="tessera-preprocess")
-            _POOL_PID = os.getpid()
-        return _POOL
-
-
-def _splits(total: int, parts: int, align: int = 1) -> list[tuple[int, int]]:
-    """Split ``range(total)`` into at most ``parts`` contiguous non-empty pieces (cuts on multiples of
-    ``align`` where possible)."""
-    units = -(-total // align)
-    parts = max(1, min(parts, units))
-    cuts = [min(total, round(units * k / parts) * align) for k in range(parts + 1)]
-    return [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
-
-
-def _vertical_first_rule(w: int, h: int, out_w: int, out_h: int) -> bool:
-    """Pillow 13 runs the vertical pass first when the height shrinks by more than twice as many pixels as
-    the width (``out_h < h`` and ``h - out_h > 2 * (w - out_w)``); older Pillow always starts with the
-    horizontal pass. Established by probing Pillow 13.0.0 over all four up/down-scaling combinations and the
-    ``h - out_h == 2 * (w - out_w)`` boundary; :func:`_pass_order` re-checks it against the installed Pillow."""
-    return out_h < h and (h - out_h) > 2 * (w - out_w)
-
-
-def _always_horizontal_first(w: int, h: int, out_w: int, out_h: int) -> bool:
-    return False
-
-
-@functools.lru_cache(maxsize=1)
-def _pass_order() -> Any:
-    """The installed Pillow's pass-order rule (a ``(w, h, out_w, out_h) -> vertical_first`` function),
-    found by comparing ``Image.resize`` with both explicit two-pass orders on small random images; ``None``
-    when neither known rule matches (the split resize is then not used)."""
-    rng = np.random.default_rng(1234)
-    cases = [((8, 8), (12, 3)), ((20, 20), (15, 10)), ((30, 16), (12, 9)), ((9, 40), (14, 11)), ((41, 30), (20, 7))]
-    images = [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for (w, h), _ in cases]
-    for rule in (_vertical_first_rule, _always_horizontal_first):
-        if all(
-            np.array_equal(np.asarray(img.resize(size)), _split_resize_sequential(img, size, rule))
-            for img, (_, size) in zip(images, cases)
-        ):
-            return rule
-    return None
-
-
-class _ExactResize:
-    """``Image.resize(size)`` (default filter, RGB) cut into independent pieces with bit-identical results.
-
-    Pillow resamples in two passes with a uint8 image in between: one along x (each row on its own), one
-    along y (each column on its own), skipping a pass whose length does not change. The weights of a pass
-    depend only on the input and output lengths along its axis, so the x pass can run on row bands and the
-    y pass on column strips, each an ordinary ``Image.resize`` that changes one length only, without changing
-    a single output value, provided the passes run in the order Pillow uses (:func:`_pass_order`).
-
-    ``self.out`` is the resized image ``[out_h, out_w, 3]``, or with ``tile=S`` the ``S x S`` tiles of it in
-    row-major order ``[rows * cols, S, S, 3]`` (into ``out`` if given), written there directly by the last
-    pass.
-    """
-
-    def __init__(
-        self,
-        image: Image.Image,
-        size: tuple[int, int],
-        parts: int,
-        rule: Any,
-        tile: int | None = None,
-        out: np.ndarray | None = None,
-    ):
-        w, h = image.size
-        out_w, out_h = size
-        axes = [a for a, needed in (("x", out_w != w), ("y", out_h != h)) if needed]
-        if len(axes) == 2 and rule(w, h, out_w, out_h):
-            axes.reverse()
-        self.image, self.size, self.parts, self.axes = image, size, parts, axes
-        self.tile = tile
-        if tile is None:
-            self.out = np.empty((out_h, out_w, 3), np.uint8)
-        else:
-            rows, cols = out_h // tile, out_w // tile
-            self.out = np.empty((rows * cols, tile, tile, 3), np.uint8) if out is None else out
-            assert self.out.shape == (rows * cols, tile, tile, 3) and self.out.flags.c_contiguous
-            # [rows*cols, S, S, 3] seen as [rows, S, cols, S, 3]: the grid's (y, x) layout, as a view
-            self.grid_view = self.out.reshape(rows, cols, tile, tile, 3).transpose(0, 2, 1, 3, 4)
-
-    def _store(self, dest: Any, piece: Image.Image, y0: int, x0: int) -> None:
-        """Put a finished piece at (y0, x0): into an intermediate PIL image, an array, or the tiles."""
-        if isinstance(dest, Image.Image):
-            dest.paste(piece, (x0, y0))
-            return
-        arr = np.asarray(piece)
-        y1, x1 = y0 + arr.shape[0], x0 + arr.shape[1]
-        if dest is not None:
-            dest[y0:y1, x0:x1] = arr
-            return
-        s = self.tile
-        self.grid_view[y0 // s : y1 // s, :, x0 // s : x1 // s] = arr.reshape((y1 - y0) // s, s, (x1 - x0) // s, s, 3)
-
-    def _tasks(self, src: Image.Image, axis: str, dest: Any) -> list[tuple[Any, ...]]:
-        align = self.tile if dest is None else 1  # pieces of the last pass cover whole tiles
-        if axis == "x":  # row bands, each resized along x only
-            return [(self._x_band, src, dest, a, b) for a, b in _splits(src.height, self.parts, align)]
-        return [(self._y_strip, src, dest, a, b) for a, b in _splits(src.width, self.parts, align)]
-
-    def _x_band(self, src: Image.Image, dest: Any, y0: int, y1: int) -> None:
-        self._store(dest, src.crop((0, y0, src.width, y1)).resize((self.size[0], y1 - y0)), y0, 0)
-
-    def _y_strip(self, src: Image.Image, dest: Any, x0: int, x1: int) -> None:
-        self._store(dest, src.crop((x0, 0, x1, src.height)).resize((x1 - x0, self.size[1])), 0, x0)
-
-    def _last_dest(self) -> np.ndarray | None:
-        return self.out if self.tile is None else None
-
-    def first_tasks(self) -> list[tuple[Any, ...]]:
-        if not self.axes:
-            self._store(self._last_dest(), self.image, 0, 0)
-            return []
-        if len(self.axes) == 1:
-            return self._tasks(self.image, self.axes[0], self._last_dest())
-        w, h = self.image.size
-        self.mid = Image.new("RGB", (self.size[0], h) if self.axes[0] == "x" else (w, self.size[1]))
-        return self._tasks(self.image, self.axes[0], self.mid)
-
-    def second_tasks(self) -> list[tuple[Any, ...]]:
-        if len(self.axes) < 2:
-            return []
-        return self._tasks(self.mid, self.axes[1], self._last_dest())
-
-
-def _split_resize_sequential(image: Image.Image, size: tuple[int, int], rule: Any, parts: int = 3) -> np.ndarray:
-    job = _ExactResize(image, size, parts, rule)
-    for tasks in (job.first_tasks, job.second_tasks):
-        for fn, *args in tasks():
-            fn(*args)
-    return job.out
-
-
-def _run_resizes(jobs: list[_ExactResize]) -> list[np.ndarray]:
-    """Run exact resizes on the shared thread pool: every job's first pass, then each job's second pass
-    as soon as its first pass is complete."""
-    pool = _pool()
-
-    def submit(tasks: list[tuple[Any, ...]]) -> list[Future]:
-        return [pool.submit(fn, *args) for fn, *args in tasks]
-
-    firsts = [submit(job.first_tasks()) for job in jobs]
-    seconds = []
-    for job, futs in zip(jobs, firsts):
-        for f in futs:
-            f.result()
-        seconds.append(submit(job.second_tasks()))
-    for futs in seconds:
-        for f in futs:
-            f.result()
-    return [job.out for job in jobs]
-
-
-def _use_split(image: Image.Image, threads: int) -> Any:
-    if threads < 2 or image.mode != "RGB" or image.width * image.height < _PARALLEL_MIN_PIXELS:
-        return None
-    return _pass_order()
 
 
 def resize_exact(image: Image.Image, size: tuple[int, int], *, threads: int | None = None) -> np.ndarray:
-    """``np.asarray(image.resize(size))`` for an RGB image, bit-identical, computed in parallel pieces
-    (plain ``Image.resize`` for small images or one thread). Returns uint8 ``[size[1], size[0], 3]``."""
-    if image.mode != "RGB":
-        raise ValueError(f"resize_exact expects an RGB image, got mode {image.mode!r}")
-    threads = threads or _num_threads()
-    rule = _use_split(image, threads)
-    if rule is None:
-        return np.asarray(image.resize(size))
-    return _run_resizes([_ExactResize(image, size, threads * _PIECES_PER_THREAD, rule)])[0]
+    """``np.asarray(image.resize(size))`` for an RGB image, bit-identical, computed by tessera's compiled
+    resampler (:mod:`tessera.resample`). Returns uint8 ``[size[1], size[0], 3]``."""
+    return resample.resize(image, size, threads=threads)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -467,23 +280,9 @@ def dynamic_tiles(
     blocks = cols * rows
     thumb = use_thumbnail and blocks != 1
     out = np.empty((blocks + int(thumb), s, s, 3), np.uint8)
-    threads = _num_threads()
-    rule = _use_split(img, threads)
-    if rule is None:  # small image or one thread: plain PIL
-        grid = np.asarray(img.resize((cols * s, rows * s)))
-        # [rows*S, cols*S, 3] -> [rows, S, cols, S, 3] -> [rows, cols, S, S, 3]: row-major tiles
-        out[:blocks] = grid.reshape(rows, s, cols, s, 3).transpose(0, 2, 1, 3, 4).reshape(blocks, s, s, 3)
-        if thumb:
-            out[blocks] = np.asarray(img.resize((s, s)))
-        return out
-    # The grid resize and the thumbnail run side by side; the grid's last pass writes the tiles directly.
-    parts = threads * _PIECES_PER_THREAD
-    jobs = [_ExactResize(img, (cols * s, rows * s), parts, rule, tile=s, out=out[:blocks])]
-    if thumb:
-        jobs.append(_ExactResize(img, (s, s), parts, rule))
-    outs = _run_resizes(jobs)
-    if thumb:
-        out[blocks] = outs[1]
+    jobs = [((cols * s, rows * s), s)] + ([((s, s), s)] if thumb else [])
+    # one pass over the image for both: the grid's last pass writes the tiles, the thumbnail goes last
+    resample.resize_many(img, jobs, [out[:blocks], out[blocks:]] if thumb else [out])
     return out
 
 
@@ -494,6 +293,16 @@ def dynamic_tiles(
 
 _MEAN32 = np.array(IMAGENET_MEAN, np.float32).reshape(3, 1, 1)
 _STD32 = np.array(IMAGENET_STD, np.float32).reshape(3, 1, 1)
+
+
+@functools.lru_cache(maxsize=1)
+def _normalise_lut() -> np.ndarray:
+    """float32 ``[3, 256]``: every uint8 value of each channel normalised by :func:`_normalise_tile`'s
+    float32 operations, so a lookup gives the same bits."""
+    values = np.broadcast_to(np.arange(256, dtype=np.uint8)[None, :, None], (1, 256, 3)).copy()  # one 256x1 "tile"
+    out = np.empty((1, 3, 256, 1), np.float32)
+    _normalise_tile(values[:, :, None, :].reshape(1, 256, 1, 3), out, 0)
+    return np.ascontiguousarray(out[0, :, :, 0])
 
 
 def _normalise_tile(tiles: np.ndarray, out: np.ndarray, i: int) -> None:
@@ -528,10 +337,20 @@ def to_pixel_values(
         )
     target = torch.device(device) if device is not None else x.device
     if target.type == "cpu":
-        arr = x.cpu().numpy()
+        arr = np.ascontiguousarray(x.cpu().numpy())
         out = np.empty((arr.shape[0], 3, arr.shape[1], arr.shape[2]), np.float32)
-        if arr.shape[0] > 1 and _num_threads() > 1:
-            list(_pool().map(functools.partial(_normalise_tile, arr, out), range(arr.shape[0])))
+        threads = resample.num_threads()
+        if resample.fast_path_available():  # one table lookup per value, tiles split over the threads
+            from tessera._kernels import normalise_tiles
+
+            pieces = resample.splits(arr.shape[0], threads)
+            args = [(arr, _normalise_lut(), out, a, b) for a, b in pieces]
+            if len(args) > 1:
+                list(resample.pool().map(lambda a: normalise_tiles(*a), args))
+            else:
+                normalise_tiles(*args[0])
+        elif arr.shape[0] > 1 and threads > 1:
+            list(resample.pool().map(functools.partial(_normalise_tile, arr, out), range(arr.shape[0])))
         else:
             for i in range(arr.shape[0]):
                 _normalise_tile(arr, out, i)
