@@ -203,7 +203,7 @@ def _rows_tasks(src: np.ndarray, wts: Weights, out3: np.ndarray, tile: int, cols
 def _transpose_tasks(src: np.ndarray, out: np.ndarray, parts: int) -> list[Task]:
     from tessera._kernels import TRANSPOSE_ROWS, transpose_pixels
 
-    return [(transpose_pixels, (src, out, a, b)) for a, b in splits(src.shape[0], parts, TRANSPOSE_ROWS)]
+    return [(transpose_pixels, (src, out, a, b, 0)) for a, b in splits(src.shape[0], parts, TRANSPOSE_ROWS)]
 
 
 def _shifted(wts: Weights, offset: int) -> Weights:
@@ -222,10 +222,12 @@ def _resize_fast(source: np.ndarray | Image.Image, jobs: Sequence[tuple[tuple[in
     slot = itertools.count().__next__  # one scratch buffer per intermediate of this call
     if isinstance(source, Image.Image):  # its pixels are copied in bands, see _fill
         w, h = source.size
-        src = _scratch(slot(), (h, w * 3))
+        src = _scratch(slot(), (h, w * 3))  # filled only if a job reads it directly (not via the transpose)
+        direct = False
     else:
         h, w = source.shape[:2]
         src = source.reshape(h, w * 3)
+        direct = True
     parts = threads * PIECES_PER_THREAD if threads > 1 else 1
     stages: list[list[Task]] = [[], [], [], []]
     results, copies = [], []
@@ -237,6 +239,7 @@ def _resize_fast(source: np.ndarray | Image.Image, jobs: Sequence[tuple[tuple[in
         results.append(res)
         out3, t, c = (res.reshape(res.shape[0], tile, tile * 3), tile, ow // tile) if tile else (
             res.reshape(1, oh, ow * 3), oh, 1)
+        direct = direct or (ow, oh) == (w, h) or (oh != h and (ow == w or rule(w, h, ow, oh)))
         if (ow, oh) == (w, h):
             copies.append((out3, src[None] if c == 1 else _as_tiles(src, t, c)))
         elif oh == h:  # x only
@@ -274,7 +277,7 @@ def _resize_fast(source: np.ndarray | Image.Image, jobs: Sequence[tuple[tuple[in
                 stages[2] += _transpose_tasks(xt, back, parts)
                 stages[3] += _rows_tasks(back, _shifted(ys, lo), out3, t, c, parts)
     if isinstance(source, Image.Image):
-        _fill(source, src, (src[lo:hi], transposed) if x_first else None, lo if x_first else 0, threads)
+        _fill(source, src if direct else None, transposed if x_first else None, lo if x_first else 0, threads)
     _run(stages, threads)
     for dest, value in copies:
         np.copyto(dest, value.reshape(dest.shape))
@@ -284,28 +287,36 @@ def _resize_fast(source: np.ndarray | Image.Image, jobs: Sequence[tuple[tuple[in
 BAND_ROWS = 128  # rows per band of _fill (a multiple of the transpose block)
 
 
-def _fill(image: Image.Image, src: np.ndarray, transpose: tuple[np.ndarray, np.ndarray] | None, lo: int,
-          threads: int) -> None:
-    """Copy an RGB PIL image's pixels into ``src`` ``[H, W * 3]`` band by band (``crop(band).tobytes()``: the
-    bytes ``np.asarray(image)`` gives, but into a reused buffer), and with ``transpose = (rows, out)``, where
-    ``rows = src[lo:hi]``, transpose each finished band of ``rows`` into ``out`` on the worker threads while
-    the next band is copied (the copy holds the GIL, the transposition does not)."""
+def _fill(image: Image.Image, src: np.ndarray | None, transposed: np.ndarray | None, lo: int, threads: int) -> None:
+    """Read an RGB PIL image's pixels in bands of rows (``crop(band).tobytes()``: the bytes ``np.asarray``
+    gives, without one big fresh array) and, while each band is in cache, transpose its rows
+    ``lo .. lo + transposed.shape[1] // 3`` into ``transposed`` and/or copy it into ``src`` ``[H, W * 3]``.
+
+    The bands run on the worker threads: Pillow holds the GIL while it copies one band, the compiled
+    transposition of another band runs meanwhile without it."""
     from tessera._kernels import transpose_pixels
 
     w, h = image.size
-    hi = lo + transpose[0].shape[0] if transpose else 0
-    cuts = sorted({0, h, hi, *range(lo, hi, BAND_ROWS)} if transpose else {0, h, *range(0, h, BAND_ROWS)})
-    futures = []
-    for y0, y1 in zip(cuts[:-1], cuts[1:]):
-        src[y0:y1] = np.frombuffer(image.crop((0, y0, w, y1)).tobytes(), np.uint8).reshape(y1 - y0, w * 3)
-        a, b = max(y0, lo) - lo, min(y1, hi) - lo
-        if transpose and a < b:
-            if threads > 1:
-                futures.append(pool().submit(transpose_pixels, *transpose, a, b))
-            else:
-                transpose_pixels(*transpose, a, b)
-    for f in futures:
-        f.result()
+    hi = lo + transposed.shape[1] // 3 if transposed is not None else lo
+    cuts = sorted({0, h, hi, *range(lo, hi, BAND_ROWS)} | set(range(0, lo, BAND_ROWS)) | set(range(hi, h, BAND_ROWS)))
+
+    def band(y0: int, y1: int) -> None:
+        a, b = max(y0, lo), min(y1, hi)
+        if src is None and a >= b:
+            return
+        view = np.frombuffer(image.crop((0, y0, w, y1)).tobytes(), np.uint8).reshape(y1 - y0, w * 3)
+        if src is not None:
+            src[y0:y1] = view
+        if transposed is not None and a < b:
+            transpose_pixels(view, transposed, a - y0, b - y0, y0 - lo)
+
+    image.load()  # before the threads: a lazy image must not be loaded by several of them at once
+    pieces = list(zip(cuts[:-1], cuts[1:]))
+    if threads > 1:
+        list(pool().map(lambda p: band(*p), pieces))
+    else:
+        for p in pieces:
+            band(*p)
 
 
 def _as_tiles(plain: np.ndarray, tile: int, cols: int) -> np.ndarray:
