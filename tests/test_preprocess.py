@@ -20,7 +20,6 @@ from tessera.preprocess import (
     num_image_tokens,
     num_tiles,
     prepare_images,
-    resize_exact,
     target_ratios,
     tile_grid,
     to_pixel_values,
