@@ -4,7 +4,9 @@
     ``crop`` per tile, thumbnail), then per tile the ``build_transform`` steps (Resize to 448, a no-op for
     448 tiles; ToTensor; Normalize) in torch (torchvision is not installed next to this torch), then
     ``torch.stack``;
-(b) tessera: ``load_image`` + ``dynamic_tiles`` + ``to_pixel_values``.
+(b) tessera: ``dynamic_tiles(path)`` + ``to_pixel_values``, what ``prepare_images`` and ``VLM.chat`` run for a
+    file (the JPEG is decoded straight to an array, :mod:`tessera.jpeg`; ``--via-pil`` starts from
+    ``load_image(path)``, a PIL image, instead).
 
 Both run in the same process, alternating, for max_tiles 12 and 40; the table shows medians. The uint8 tiles
 of both pipelines must be identical (checked every run).
@@ -95,6 +97,11 @@ def official_pipeline(path: str, max_num: int):
 
 
 def tessera_pipeline(path: str, max_num: int):
+    tiles = dynamic_tiles(path, max_tiles=max_num)
+    return to_pixel_values(tiles), tiles
+
+
+def tessera_pipeline_via_pil(path: str, max_num: int):
     tiles = dynamic_tiles(load_image(path), max_tiles=max_num)
     return to_pixel_values(tiles), tiles
 
@@ -131,6 +138,7 @@ def main() -> None:
     ap.add_argument("--max-tiles", type=int, nargs="+", default=[12, 40])
     ap.add_argument("--image", help="use this image instead of the 4K JPEG made from the fixtures")
     ap.add_argument("--json", nargs="?", const="-", help="also write the results as JSON (to a file or stdout)")
+    ap.add_argument("--via-pil", action="store_true", help="tessera starts from load_image(path) (a PIL image)")
     args = ap.parse_args()
     if args.repeats < 10:
         ap.error("--repeats must be at least 10")
@@ -141,7 +149,8 @@ def main() -> None:
         rows = []
         for max_num in args.max_tiles:
             times: dict[str, list[float]] = {"official": [], "tessera": []}
-            fns = {"official": official_pipeline, "tessera": tessera_pipeline}
+            fns = {"official": official_pipeline,
+                   "tessera": tessera_pipeline_via_pil if args.via_pil else tessera_pipeline}
             for name in fns:  # warm-up (thread pool, allocator)
                 fns[name](path, max_num)
             for _ in range(args.repeats):
@@ -179,6 +188,7 @@ def main() -> None:
         "python": platform.python_version(),
         "pillow": PIL.__version__,
         "torch": torch.__version__,
+        "tessera_input": "PIL image (load_image)" if args.via_pil else "file path",
     }
     print(f"image: {w}x{h} JPEG q90, {args.repeats} repeats | {machine['cpu']}, {machine['cores']} cores")
     print("| max tiles | tiles | official median (min) ms | tessera median (min) ms | speedup | uint8 tiles |")

@@ -34,6 +34,8 @@ from urllib.request import url2pathname
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from tessera import jpeg
+
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_MAX_BYTES",
@@ -50,6 +52,7 @@ __all__ = [
     "URLNotAllowed",
     "ImageFetchError",
     "load_image",
+    "load_pixels",
     "fetch_url",
     "check_image_count",
     "is_public_address",
@@ -288,8 +291,24 @@ def _check_pixels(width: int, height: int, max_pixels: int | None, what: str) ->
         )
 
 
-def _decode(data: bytes | Path, max_pixels: int | None, what: str) -> Image.Image:
-    """Open, check the header size against ``max_pixels``, then decode fully (truncation is an error)."""
+def _check_jpeg_size(width: int, height: int, max_pixels: int | None, what: str) -> None:
+    """The checks PIL's path makes before decoding: ``max_pixels`` and PIL's own bomb limit."""
+    _check_pixels(width, height, max_pixels, what)
+    if Image.MAX_IMAGE_PIXELS and width * height > 2 * Image.MAX_IMAGE_PIXELS:
+        raise ImageTooLarge(
+            f"{what} is too large to decode safely ({width}x{height} pixels); downscale it before sending (PIL "
+            "refuses more than 2 * PIL.Image.MAX_IMAGE_PIXELS pixels whatever max_pixels says)"
+        )
+
+
+def _decode(data: bytes | Path, max_pixels: int | None, what: str, fast_jpeg: bool = False) -> Image.Image | np.ndarray:
+    """Open, check the header size against ``max_pixels``, then decode fully (truncation is an error).
+    With ``fast_jpeg``, a YCbCr/grayscale JPEG comes back as an RGB uint8 array (:mod:`tessera.jpeg`)."""
+    if fast_jpeg:
+        raw = data.read_bytes() if isinstance(data, Path) else bytes(data)
+        arr = jpeg.decode_rgb(raw, lambda w, h: _check_jpeg_size(w, h, max_pixels, what))
+        if arr is not None:
+            return arr
     if isinstance(data, (bytes, bytearray, memoryview)):
         if len(data) == 0:
             raise EmptyImage(f"{what} is empty (0 bytes)")
@@ -367,6 +386,27 @@ def load_image(
         ImageError subclasses: ImageNotFound, InvalidImage, ImageTooLarge, EmptyImage, SourceNotAllowed,
         URLNotAllowed, ImageFetchError.
     """
+    return _load(source, max_pixels, allow_urls, allow_local_files, timeout, max_bytes, allow_private_urls, False)
+
+
+def load_pixels(
+    source: Any,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    allow_urls: bool = True,
+    allow_local_files: bool = True,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    allow_private_urls: bool = False,
+) -> Image.Image | np.ndarray:
+    """:func:`load_image`, except that a JPEG (file, URL, bytes, base64) comes back as an RGB uint8 array
+    ``[H, W, 3]`` decoded straight from the file (:mod:`tessera.jpeg`: the same pixels, no PIL image in
+    between); other sources give the same RGB ``PIL.Image`` as :func:`load_image`. The preprocessing uses it
+    for sources it loads itself."""
+    return _load(source, max_pixels, allow_urls, allow_local_files, timeout, max_bytes, allow_private_urls, True)
+
+
+def _load(source, max_pixels, allow_urls, allow_local_files, timeout, max_bytes, allow_private_urls, fast_jpeg):
     if isinstance(source, Image.Image):
         _check_pixels(source.width, source.height, max_pixels, "the image")
         try:
@@ -381,22 +421,25 @@ def load_image(
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) > max_bytes:
             raise ImageTooLarge(f"the image data is {len(source)} bytes, more than the {max_bytes}-byte limit")
-        img = _decode(bytes(source), max_pixels, "the image data")
+        img = _decode(bytes(source), max_pixels, "the image data", fast_jpeg)
     elif isinstance(source, (str, Path)):
         img = _load_str_source(
-            source, max_pixels, allow_urls, allow_local_files, timeout, max_bytes, allow_private_urls
+            source, max_pixels, allow_urls, allow_local_files, timeout, max_bytes, allow_private_urls, fast_jpeg
         )
     else:
         raise InvalidImage(
             f"unsupported image source of type {type(source).__name__}; pass a path, URL, bytes, base64 "
             "string, PIL image or numpy array"
         )
+    if isinstance(img, np.ndarray):
+        return img
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
-def _load_str_source(source, max_pixels, allow_urls, allow_local_files, timeout, max_bytes, allow_private):
+def _load_str_source(source, max_pixels, allow_urls, allow_local_files, timeout, max_bytes, allow_private,
+                     fast_jpeg=False):
     if isinstance(source, Path):
-        return _load_path(source, max_pixels, allow_local_files)
+        return _load_path(source, max_pixels, allow_local_files, fast_jpeg)
     text = source.strip()
     lowered = text[:16].lower()
     if lowered.startswith("data:"):
@@ -407,21 +450,21 @@ def _load_str_source(source, max_pixels, allow_urls, allow_local_files, timeout,
             raise InvalidImage(f"data URL has media type {m.group('mime')!r}; expected image/*")
         if len(m.group("data")) > max_bytes * 4 // 3 + 4:
             raise ImageTooLarge(f"the data URL is more than the {max_bytes}-byte limit")
-        return _decode(_b64decode(m.group("data"), "the data URL"), max_pixels, "the data URL image")
+        return _decode(_b64decode(m.group("data"), "the data URL"), max_pixels, "the data URL image", fast_jpeg)
     if lowered.startswith(("http://", "https://")):
         if not allow_urls:
             raise SourceNotAllowed("image URLs are disabled here; send the image inline as base64")
         data = fetch_url(text, timeout=timeout, max_bytes=max_bytes, allow_private=allow_private)
-        return _decode(data, max_pixels, f"the image at {text!r}")
+        return _decode(data, max_pixels, f"the image at {text!r}", fast_jpeg)
     if lowered.startswith("file://"):
-        return _load_path(Path(url2pathname(urlsplit(text).path)), max_pixels, allow_local_files)
+        return _load_path(Path(url2pathname(urlsplit(text).path)), max_pixels, allow_local_files, fast_jpeg)
     if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", text):
         raise URLNotAllowed(f"unsupported URL scheme in {text[:40]!r}; use http(s)://, data: or base64")
     if _looks_like_base64(text) and not (allow_local_files and _is_file(text)):
         if len(text) > max_bytes * 4 // 3 + 4:
             raise ImageTooLarge(f"the base64 image is more than the {max_bytes}-byte limit")
-        return _decode(_b64decode(text, "the base64 string"), max_pixels, "the base64 image")
-    return _load_path(Path(text), max_pixels, allow_local_files)
+        return _decode(_b64decode(text, "the base64 string"), max_pixels, "the base64 image", fast_jpeg)
+    return _load_path(Path(text), max_pixels, allow_local_files, fast_jpeg)
 
 
 def _is_file(text: str) -> bool:
@@ -431,7 +474,7 @@ def _is_file(text: str) -> bool:
         return False
 
 
-def _load_path(path: Path, max_pixels, allow_local_files) -> Image.Image:
+def _load_path(path: Path, max_pixels, allow_local_files, fast_jpeg=False) -> Image.Image | np.ndarray:
     if not allow_local_files:
         raise SourceNotAllowed(
             "reading local files is disabled here; send the image as base64, a data URL or an http(s) URL"
@@ -443,4 +486,4 @@ def _load_path(path: Path, max_pixels, allow_local_files) -> Image.Image:
         )
     if not path.is_file():
         raise ImageNotFound(f"{str(path)!r} is not a file")
-    return _decode(path, max_pixels, f"the file {str(path)!r}")
+    return _decode(path, max_pixels, f"the file {str(path)!r}", fast_jpeg)

@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 
 from tessera import resample
-from tessera.images import check_image_count, load_image
+from tessera.images import check_image_count, load_pixels
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -246,10 +246,14 @@ def resize_exact(image: Image.Image, size: tuple[int, int], *, threads: int | No
 # --------------------------------------------------------------------------------------------------
 
 
-def _as_rgb(image: Any) -> Image.Image:
+def _rgb_pixels(image: Any) -> Image.Image | np.ndarray:
+    """An RGB PIL image or uint8 ``[H, W, 3]`` pixels, whichever is at hand or faster to get (a JPEG source
+    is decoded straight to an array, see :func:`tessera.images.load_pixels`)."""
     if isinstance(image, Image.Image) and image.mode == "RGB":
         return image
-    return load_image(image)
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+        return image
+    return load_pixels(image)
 
 
 def dynamic_tiles(
@@ -273,8 +277,8 @@ def dynamic_tiles(
         uint8 ``[T, S, S, 3]`` (RGB, HWC): grid tiles in row-major order (left to right, top to bottom),
         then the thumbnail. Bit-identical to the official ``dynamic_preprocess``.
     """
-    img = _as_rgb(image)
-    w, h = img.size
+    img = _rgb_pixels(image)
+    h, w = img.shape[:2] if isinstance(img, np.ndarray) else (img.height, img.width)
     cols, rows = tile_grid(w, h, min_tiles=min_tiles, max_tiles=max_tiles, image_size=image_size)
     s = image_size
     blocks = cols * rows

@@ -346,12 +346,12 @@ def fast_path_available() -> bool:
     return pass_order() is not None
 
 
-def resize_many(image: Image.Image, jobs: Sequence[tuple[tuple[int, int], int | None]],
+def resize_many(image: Image.Image | np.ndarray, jobs: Sequence[tuple[tuple[int, int], int | None]],
                 outs: Sequence[np.ndarray | None] | None = None, *, threads: int | None = None) -> list[np.ndarray]:
     """``Image.resize`` of one RGB image to several sizes, bit-identical, optionally cut into tiles.
 
     Args:
-        image: an RGB PIL image.
+        image: an RGB PIL image, or its pixels as uint8 ``[H, W, 3]``.
         jobs: ``((width, height), tile)`` per result; with ``tile = S`` the result is the resized image's
             ``S x S`` tiles in row-major order, uint8 ``[rows * cols, S, S, 3]``; with ``None`` the resized
             image uint8 ``[height, width, 3]``.
@@ -361,7 +361,10 @@ def resize_many(image: Image.Image, jobs: Sequence[tuple[tuple[int, int], int | 
     Returns:
         The results, in the order of ``jobs``.
     """
-    if image.mode != "RGB":
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"resize expects RGB pixels uint8 [H, W, 3], got {image.dtype} {tuple(image.shape)}")
+    elif image.mode != "RGB":
         raise ValueError(f"resize expects an RGB image, got mode {image.mode!r}; convert it first")
     for (ow, oh), tile in jobs:
         if ow < 1 or oh < 1:
@@ -371,7 +374,10 @@ def resize_many(image: Image.Image, jobs: Sequence[tuple[tuple[int, int], int | 
     rule = pass_order()
     threads = threads or num_threads()
     if rule is not None:
-        return _resize_fast(image, jobs, rule, threads, outs)
+        source = np.ascontiguousarray(image) if isinstance(image, np.ndarray) else image
+        return _resize_fast(source, jobs, rule, threads, outs)
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
     results = []
     for i, ((ow, oh), tile) in enumerate(jobs):
         plain = np.asarray(image.resize((ow, oh)))
@@ -382,6 +388,7 @@ def resize_many(image: Image.Image, jobs: Sequence[tuple[tuple[int, int], int | 
     return results
 
 
-def resize(image: Image.Image, size: tuple[int, int], *, threads: int | None = None) -> np.ndarray:
-    """``np.asarray(image.resize(size))`` for an RGB image, bit-identical. Returns uint8 ``[h, w, 3]``."""
+def resize(image: Image.Image | np.ndarray, size: tuple[int, int], *, threads: int | None = None) -> np.ndarray:
+    """``np.asarray(image.resize(size))`` for an RGB image (PIL or uint8 ``[H, W, 3]``), bit-identical.
+    Returns uint8 ``[h, w, 3]``."""
     return resize_many(image, [(size, None)], threads=threads)[0]
