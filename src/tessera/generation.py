@@ -163,22 +163,11 @@ def prefill(model: InternVLChatModel, batch: Batch, max_len: int) -> tuple[torch
     positions, attn_mask = left_padding_inputs(mask)
     lm.setup_caches(b, max_len)
     cache_pos = torch.arange(s, device=dev)
-    hidden = _forward_prefill(lm, embeds, positions, cache_pos, attn_mask)
+    hidden = lm(embeds, positions, cache_pos=cache_pos, mask=attn_mask, kv_len=s, prefill=True)
     logits = lm.logits(hidden[:, -1])
     valid = torch.zeros(b, max_len, dtype=torch.bool, device=dev)
     valid[:, :s] = mask.bool()
     return logits, DecodeState(valid=valid, positions=positions[:, -1] + 1, slot=s)
-
-
-def _forward_prefill(lm, embeds, positions, cache_pos, attn_mask):
-    """Prefill attends over the prompt's own keys (not the whole cache) and writes them to the cache."""
-    for attn in lm.attention_modules():
-        attn.prefill_mode = True
-    try:
-        return lm(embeds, positions, cache_pos=cache_pos, mask=attn_mask, kv_len=embeds.shape[1])
-    finally:
-        for attn in lm.attention_modules():
-            attn.prefill_mode = False
 
 
 def _step(lm, tokens: torch.Tensor, positions: torch.Tensor, cache_pos: torch.Tensor, mask: torch.Tensor):

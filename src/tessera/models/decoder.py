@@ -78,7 +78,6 @@ class Attention(nn.Module):
         super().__init__()
         self.num_heads, self.num_kv, self.head_dim = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
         self.cache = None
-        self.prefill_mode = False  # write the cache but attend over this call's own keys (prompt prefill)
 
     def split_qkv(self, x: torch.Tensor):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -86,11 +85,14 @@ class Attention(nn.Module):
     def out_proj(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def forward(self, x, cos, sin, cache_pos=None, mask=None) -> torch.Tensor:
+    def forward(self, x, cos, sin, cache_pos=None, mask=None, prefill=False) -> torch.Tensor:
+        """``x`` [b, s, c] -> [b, s, c]. With ``cache_pos`` [s] this call's keys/values are written to the cache
+        at those slots and attention runs over the whole cache (decode), or with ``prefill`` over this call's
+        own keys only (the prompt: the rest of the cache is empty, so the work stays [s, s])."""
         q, k, v = self.split_qkv(x)  # [b, h|g, s, d]
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         if cache_pos is not None:
-            if self.prefill_mode:
+            if prefill:
                 self.cache.update(cache_pos, k, v)
             else:
                 k, v = self.cache.update(cache_pos, k, v)
@@ -176,8 +178,8 @@ class InternLM2DecoderLayer(nn.Module):
         self.ffn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.feed_forward = InternLM2MLP(cfg)
 
-    def forward(self, x, cos, sin, cache_pos=None, mask=None):
-        x = x + self.attention(self.attention_norm(x), cos, sin, cache_pos, mask)
+    def forward(self, x, cos, sin, cache_pos=None, mask=None, prefill=False):
+        x = x + self.attention(self.attention_norm(x), cos, sin, cache_pos, mask, prefill)
         return x + self.feed_forward(self.ffn_norm(x))
 
 
@@ -189,8 +191,8 @@ class Phi3DecoderLayer(nn.Module):
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.mlp = Phi3MLP(cfg)
 
-    def forward(self, x, cos, sin, cache_pos=None, mask=None):
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, cache_pos, mask)
+    def forward(self, x, cos, sin, cache_pos=None, mask=None, prefill=False):
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, cache_pos, mask, prefill)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -260,8 +262,12 @@ class CausalLM(nn.Module):
         cache_pos: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
         kv_len: int | None = None,
+        prefill: bool = False,
     ) -> torch.Tensor:
         """[b, s, c] embeddings, [b, s] RoPE positions -> final-norm hidden states [b, s, c].
+
+        ``cache_pos`` [s]: write keys/values to the static caches at these slots (see ``setup_caches``);
+        ``prefill``: the caches are empty beyond this call, so attention only looks at its own keys.
 
         ``kv_len`` (the total sequence length including cached tokens) only matters for InternLM2's
         dynamic NTK beyond max_position_embeddings; it defaults to max(position_ids) + 1.
@@ -277,9 +283,9 @@ class CausalLM(nn.Module):
                 cache_pos = cache_pos.to(dev) if cache_pos is not None else None
                 mask = mask.to(dev) if mask is not None else None
             if self.gradient_checkpointing and self.training:
-                x = checkpoint(layer, x, cos, sin, cache_pos, mask, use_reentrant=False)
+                x = checkpoint(layer, x, cos, sin, cache_pos, mask, prefill, use_reentrant=False)
             else:
-                x = layer(x, cos, sin, cache_pos, mask)
+                x = layer(x, cos, sin, cache_pos, mask, prefill)
         return self.model.norm(x.to(self.model.norm.weight.device))
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
