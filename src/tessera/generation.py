@@ -255,3 +255,112 @@ def generate(
     finally:
         if not compile:
             lm.clear_caches()  # compiled steps keep the cache buffers (static addresses for CUDA graphs)
+
+
+class ContinuousBatch:
+    """Continuous batching: requests join and leave a running batch between decode steps.
+
+    One static cache of ``rows`` x ``max_len`` slots. :meth:`add` prefills a prompt alone into a free row
+    (no padding: its positions are 0 .. s-1, as for a batch of one) and samples its first token;
+    :meth:`step` feeds every active row's last token at that row's own next slot and position and samples
+    the next ones; :meth:`remove` frees a row. Each row keeps its own :class:`Sampler` (seed, penalty
+    history), so a request's tokens do not depend on which other requests share the batch, beyond
+    floating-point reduction order.
+
+    ``max_len`` bounds prompt + new tokens of every request. RoPE variants that depend on the length
+    (InternLM2's dynamic NTK, Phi-3's LongRoPE) follow each row's own length, as for a batch of one.
+    """
+
+    def __init__(self, model: InternVLChatModel, rows: int, max_len: int, pad_id: int):
+        lm = model.language_model
+        self.model, self.rows, self.max_len, self.pad_id = model, rows, max_len, pad_id
+        dev = lm.head.weight.device
+        lm.setup_caches(rows, max_len)
+        self.valid = torch.zeros(rows, max_len, dtype=torch.bool, device=dev)  # slots each row may attend to
+        self.length = torch.zeros(rows, dtype=torch.long, device=dev)  # tokens in the cache = next slot/position
+        self.tokens = torch.full((rows,), pad_id, dtype=torch.long, device=dev)  # last sampled token per row
+        self.samplers: list[Sampler | None] = [None] * rows
+        self._budget = [0] * rows  # cache slots left per row
+
+    @property
+    def free_rows(self) -> list[int]:
+        return [r for r, s in enumerate(self.samplers) if s is None]
+
+    @property
+    def active_rows(self) -> list[int]:
+        return [r for r, s in enumerate(self.samplers) if s is not None]
+
+    @torch.no_grad()
+    def add(self, row: int, input_ids: Sequence[int], pixel_values: torch.Tensor | None,
+            params: SamplingParams) -> int:
+        """Prefill a prompt into free ``row`` and return its first token."""
+        if self.samplers[row] is not None:
+            raise ValueError(f"row {row} is busy")
+        s = len(input_ids)
+        if s == 0 or s + params.max_new_tokens > self.max_len:
+            raise ValueError(f"prompt ({s} tokens) + max_new_tokens ({params.max_new_tokens}) must fit in "
+                             f"max_len={self.max_len}")
+        lm = self.model.language_model
+        dev = self.length.device
+        ids = torch.tensor([list(input_ids)], dtype=torch.long, device=dev)
+        if pixel_values is not None:
+            pixel_values = pixel_values.to(dev, lm.head.weight.dtype)
+        embeds = self.model.embed(ids, pixel_values)
+        caches = [attn.cache for attn in lm.attention_modules()]
+        for attn, cache in zip(lm.attention_modules(), caches):
+            attn.cache = cache.row(row)
+        try:
+            slots = torch.arange(s, device=dev)
+            hidden = lm(embeds, slots[None], cache_pos=slots, kv_len=s, prefill=True)
+        finally:
+            for attn, cache in zip(lm.attention_modules(), caches):
+                attn.cache = cache
+        sampler = Sampler([params], lm.config.vocab_size, dev)
+        token = sampler(lm.logits(hidden[:, -1]))
+        sampler.observe(token)
+        self.valid[row] = False
+        self.valid[row, :s] = True
+        self.length[row] = s
+        self.tokens[row] = token[0]
+        self.samplers[row] = sampler
+        self._budget[row] = self.max_len - s
+        return int(token[0])
+
+    @torch.no_grad()
+    def step(self) -> dict[int, int]:
+        """Feed every active row's last token; returns ``{row: next token}`` for the active rows. A row
+        whose cache is full gets no token (the caller should have removed it: ``add`` checks the budget)."""
+        active = [r for r in self.active_rows if self._budget[r] > 0]
+        if not active:
+            return {}
+        lm = self.model.language_model
+        rows = torch.arange(self.rows, device=self.length.device)
+        slot = self.length.clamp_max(self.max_len - 1)
+        self.valid[rows, slot] = True  # idle rows attend to a stale slot of their own: harmless, never read
+        embeds = lm.embed_tokens(self.tokens.view(-1, 1))
+        hidden = lm(embeds, slot.view(-1, 1), cache_pos=slot.view(-1, 1), mask=self.valid[:, None, None, :],
+                    rope_per_row=True)
+        logits = lm.logits(hidden[:, -1])
+        out = {}
+        for r in active:
+            token = self.samplers[r](logits[r : r + 1])
+            self.samplers[r].observe(token)
+            self.tokens[r] = token[0]
+            self.length[r] += 1
+            self._budget[r] -= 1
+            out[r] = int(token[0])
+        for r in self.free_rows:  # keep idle rows' masks to one slot
+            self.valid[r] = False
+            self.valid[r, 0] = True
+        return out
+
+    def remove(self, row: int) -> None:
+        """Free ``row`` (finished or cancelled)."""
+        self.samplers[row] = None
+        self.valid[row] = False
+        self.valid[row, 0] = True
+        self.length[row] = 0
+        self.tokens[row] = self.pad_id
+
+    def close(self) -> None:
+        self.model.language_model.clear_caches()

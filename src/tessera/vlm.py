@@ -19,7 +19,7 @@ import torch
 
 from . import preprocess, templates
 from .checkpoint import load_model, save_model
-from .generation import Batch, SamplingParams, generate
+from .generation import Batch, ContinuousBatch, SamplingParams, generate
 from .models.internvl import InternVLChatModel
 from .tokenizer import IncrementalDecoder, Tokenizer, check_vocab
 
@@ -82,6 +82,97 @@ class _TextStream:
             ready = ready[: len(ready.rstrip())] if ready.strip() else ""  # trailing space may end the answer
         out = ready[self.emitted:]
         self.emitted = max(self.emitted, len(ready))
+        return out
+
+
+class _Row:
+    """The output side of one request in a batch: its text stream, token count and finish rules."""
+
+    def __init__(self, index: int, request: Request, tokenizer: Tokenizer, sep: str):
+        self.index, self.request = index, request
+        self.stream = _TextStream(tokenizer, sep, request.stop)
+        self.count = 0
+        self.done = False
+
+    def cancel(self) -> StepOutput:
+        self.done = True
+        return StepOutput(self.index, "", finished=True, finish_reason="cancelled", num_tokens=self.count)
+
+    def push(self, token: int) -> StepOutput:
+        """One generated token -> the request's output for this step."""
+        params = self.request.params
+        self.count += 1
+        out = StepOutput(self.index, "", num_tokens=self.count)
+        if token in params.stop_token_ids:
+            out.text, out.finished, out.finish_reason = self.stream.finish(), True, "stop"
+        else:
+            out.text = self.stream.push(token)
+            if self.stream.stopped:
+                out.finished, out.finish_reason = True, "stop"
+            elif self.count >= params.max_new_tokens:
+                out.text += self.stream.finish()
+                out.finished = True
+                out.finish_reason = "stop" if self.stream.stopped else "length"
+        self.done = out.finished
+        return out
+
+
+class ContinuousRunner:
+    """Continuous batching for a server loop: requests join a running batch between decode steps and leave
+    it when they finish (:class:`tessera.generation.ContinuousBatch` underneath). Outputs are indexed by
+    row; every call takes the VLM's lock, so ``chat()`` from other threads still works in between.
+
+        runner = vlm.continuous(rows=8, max_len=8192)
+        row, first = runner.add(request)       # prefill; ``first`` is the first token's StepOutput
+        outputs = runner.step()                # one token for every active row
+        runner.cancel(row)                     # free a row early
+    """
+
+    def __init__(self, vlm: VLM, rows: int, max_len: int):
+        self.vlm = vlm
+        with vlm._lock:
+            self.batch = ContinuousBatch(vlm.model, rows, max_len, vlm.tokenizer.pad_token_id)
+        self.rows: dict[int, _Row] = {}
+
+    @property
+    def max_len(self) -> int:
+        return self.batch.max_len
+
+    @property
+    def free(self) -> int:
+        return self.batch.rows - len(self.rows)
+
+    def add(self, request: Request) -> tuple[int, StepOutput]:
+        """Prefill ``request`` into a free row; returns the row and the first token's output (the row is
+        already freed if that output is final)."""
+        row = self.batch.free_rows[0]
+        with self.vlm._lock:
+            token = self.batch.add(row, request.input_ids, request.pixel_values, request.params)
+        self.rows[row] = _Row(row, request, self.vlm.tokenizer, self.vlm.sep)
+        return row, self._output(row, token)
+
+    def step(self) -> list[StepOutput]:
+        """One decode step for every active row; finished rows are freed."""
+        if not self.rows:
+            return []
+        with self.vlm._lock:
+            tokens = self.batch.step()
+        return [self._output(row, token) for row, token in tokens.items()]
+
+    def cancel(self, row: int) -> StepOutput:
+        out = self.rows.pop(row).cancel()
+        self.batch.remove(row)
+        return out
+
+    def close(self) -> None:
+        with self.vlm._lock:
+            self.batch.close()
+
+    def _output(self, row: int, token: int) -> StepOutput:
+        out = self.rows[row].push(token)
+        if out.finished:
+            del self.rows[row]
+            self.batch.remove(row)
         return out
 
 
@@ -236,41 +327,28 @@ class VLM:
         with self._lock:
             yield from self._run(requests, cancelled)
 
+    def continuous(self, rows: int = 8, max_len: int = 8192) -> ContinuousRunner:
+        """A :class:`ContinuousRunner` with ``rows`` slots of ``max_len`` tokens (prompt + answer) each."""
+        return ContinuousRunner(self, rows, max_len)
+
     def _run(self, requests: Sequence[Request], cancelled: Callable[[int], bool] | None) -> Iterator[list[StepOutput]]:
         tiles = [r.pixel_values for r in requests if r.pixel_values is not None]
         pixel_values = torch.cat(tiles) if tiles else None
         batch = Batch.from_ids([r.input_ids for r in requests], self.tokenizer.pad_token_id, pixel_values, self.device)
-        streams = [_TextStream(self.tokenizer, self.sep, r.stop) for r in requests]
-        done = [False] * len(requests)
-        counts = [0] * len(requests)
+        rows = [_Row(i, r, self.tokenizer, self.sep) for i, r in enumerate(requests)]
         gen = generate(self.model, batch, [r.params for r in requests], self.tokenizer.pad_token_id)
         try:
             for tokens in gen:
                 outputs = []
-                for i, token in enumerate(tokens.tolist()):
-                    if done[i]:
+                for row, token in zip(rows, tokens.tolist()):
+                    if row.done:
                         continue
-                    out = StepOutput(i, "")
-                    if cancelled is not None and cancelled(i):
-                        done[i], out.finished, out.finish_reason = True, True, "cancelled"
-                        outputs.append(out)
-                        continue
-                    counts[i] += 1
-                    out.num_tokens = counts[i]
-                    if token in requests[i].params.stop_token_ids:
-                        out.text, out.finished, out.finish_reason = streams[i].finish(), True, "stop"
+                    if cancelled is not None and cancelled(row.index):
+                        outputs.append(row.cancel())
                     else:
-                        out.text = streams[i].push(token)
-                        if streams[i].stopped:
-                            out.finished, out.finish_reason = True, "stop"
-                        elif counts[i] >= requests[i].params.max_new_tokens:
-                            out.text += streams[i].finish()
-                            out.finished = True
-                            out.finish_reason = "stop" if streams[i].stopped else "length"
-                    done[i] = out.finished
-                    outputs.append(out)
+                        outputs.append(row.push(token))
                 yield outputs
-                if all(done):
+                if all(row.done for row in rows):
                     break
         finally:
             gen.close()

@@ -39,6 +39,9 @@ class Rotary:
       per call, which is the same within one generation).
     * Phi-3 ``su``/``longrope``: ``long_factor`` when max(position_ids) + 1 > original_max_position_embeddings
       (decided over the whole batch, per call), else ``short_factor``; cos/sin times the attention factor.
+
+    With ``per_row=True`` both length rules are applied to each row on its own (its length being its
+    largest position + 1), as a batch of one would: continuous batching mixes rows of different lengths.
     """
 
     def __init__(self, cfg: LLMConfig):
@@ -51,13 +54,21 @@ class Rotary:
         else:
             self.scale = 1.0
 
-    def __call__(self, position_ids: torch.Tensor, kv_len: int, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, position_ids: torch.Tensor, kv_len: int, dtype, per_row: bool = False):
+        """cos, sin [b, s, d] for positions [b, s]."""
         cfg, d, dev = self.cfg, self.head_dim, position_ids.device
+        if per_row and self.kind == "dynamic":
+            lengths = (position_ids.amax(-1) + 1).tolist()
+            rows = [self(position_ids[i : i + 1], n, dtype) for i, n in enumerate(lengths)]
+            return torch.cat([c for c, _ in rows]), torch.cat([s for _, s in rows])
         if self.kind in ("su", "longrope"):
             base = default_inv_freq(d, cfg.rope_theta, dev)
             short = torch.tensor(cfg.rope_scaling["short_factor"], dtype=torch.float32, device=dev)
             long = torch.tensor(cfg.rope_scaling["long_factor"], dtype=torch.float32, device=dev)
-            use_long = (position_ids.max() + 1) > cfg.original_max_position_embeddings
+            if per_row:
+                use_long = ((position_ids.amax(-1) + 1) > cfg.original_max_position_embeddings).view(-1, 1, 1)
+            else:
+                use_long = (position_ids.max() + 1) > cfg.original_max_position_embeddings
             inv_freq = base / torch.where(use_long, long, short)
         elif self.kind == "dynamic" and kv_len and kv_len > cfg.max_position_embeddings:
             theta = ntk_base(cfg.rope_theta, d, kv_len, cfg.max_position_embeddings, cfg.rope_scaling["factor"])
@@ -263,11 +274,13 @@ class CausalLM(nn.Module):
         mask: torch.Tensor | None = None,
         kv_len: int | None = None,
         prefill: bool = False,
+        rope_per_row: bool = False,
     ) -> torch.Tensor:
         """[b, s, c] embeddings, [b, s] RoPE positions -> final-norm hidden states [b, s, c].
 
         ``cache_pos`` [s]: write keys/values to the static caches at these slots (see ``setup_caches``);
         ``prefill``: the caches are empty beyond this call, so attention only looks at its own keys.
+        ``rope_per_row``: length-dependent RoPE variants follow each row's own length (continuous batching).
 
         ``kv_len`` (the total sequence length including cached tokens) only matters for InternLM2's
         dynamic NTK beyond max_position_embeddings; it defaults to max(position_ids) + 1.
@@ -275,7 +288,7 @@ class CausalLM(nn.Module):
         x = inputs_embeds
         if kv_len is None:
             kv_len = int(position_ids.max()) + 1 if self.rotary.kind == "dynamic" else 0
-        cos, sin = self.rotary(position_ids, kv_len, x.dtype)
+        cos, sin = self.rotary(position_ids, kv_len, x.dtype, per_row=rope_per_row)
         for layer in self.model.layers:
             dev = layer.ffn_norm.weight.device if self.is_internlm2 else layer.input_layernorm.weight.device
             if x.device != dev:  # a model split across GPUs by layers (tessera.parallel)

@@ -86,10 +86,25 @@ class KVCache(nn.Module):
         self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
 
     def update(self, cache_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
-        """Write k, v [b, g, s, d] at slots ``cache_pos`` and return the full caches."""
-        self.k.index_copy_(2, cache_pos, k)
-        self.v.index_copy_(2, cache_pos, v)
+        """Write k, v [b, g, s, d] at slots ``cache_pos`` and return the full caches.
+
+        ``cache_pos`` is [s] (the same slots in every row) or, for one new token per row, [b, 1] (each
+        row at its own slot: continuous batching, :class:`tessera.generation.ContinuousBatch`)."""
+        if cache_pos.dim() == 2:
+            rows = torch.arange(k.shape[0], device=k.device)
+            self.k[rows, :, cache_pos[:, 0]] = k[:, :, 0]
+            self.v[rows, :, cache_pos[:, 0]] = v[:, :, 0]
+        else:
+            self.k.index_copy_(2, cache_pos, k)
+            self.v.index_copy_(2, cache_pos, v)
         return self.k, self.v
+
+    def row(self, index: int) -> KVCache:
+        """A cache that reads and writes row ``index`` of this one only (a view: [1, g, k, d])."""
+        view = KVCache.__new__(KVCache)
+        nn.Module.__init__(view)
+        view.k, view.v = self.k[index : index + 1], self.v[index : index + 1]
+        return view
 
 
 def attend(

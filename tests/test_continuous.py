@@ -1,0 +1,123 @@
+"""Continuous batching (generation.ContinuousBatch, VLM.continuous): requests that join a running batch at
+different steps get the official greedy answers, and seeded sampling does not depend on the neighbours."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import tessera
+from tessera.generation import SamplingParams
+
+from conftest import MODEL_NAMES, conformance_path
+
+
+@pytest.fixture(scope="module", params=MODEL_NAMES)
+def fixture(request):
+    root = conformance_path("models", request.param)
+    vlm = tessera.load(root, dtype="float32")
+    ref = json.loads((root / "reference.json").read_text())
+    return vlm, ref, load_file(str(root / "reference.safetensors"))
+
+
+def _requests(vlm, ref, T):
+    """Every single-prompt generation case of the fixtures, with its official response."""
+    out = []
+    for case in ref["generation"]:
+        if case["api"] != "chat":
+            continue
+        params = SamplingParams(max_new_tokens=case["max_new_tokens"], stop_token_ids=(vlm.stop_token_id,))
+        req = vlm.prepare(case["question"], pixel_values=T[case["pixel_values"]].float(),
+                          num_patches_list=case["num_patches_list"], system_message=ref["system_message"],
+                          params=params)
+        out.append((req, case["responses"][0]))
+    return out
+
+
+def _drive(runner, requests, join_every: int):
+    """Add a request every ``join_every`` steps while rows are free; returns the texts in request order."""
+    texts = [""] * len(requests)
+    owner: dict[int, int] = {}
+    pending = list(range(len(requests)))
+    steps = 0
+    while pending or owner:
+        if pending and runner.free and steps % join_every == 0:
+            i = pending.pop(0)
+            row, out = runner.add(requests[i])
+            texts[i] += out.text
+            if not out.finished:
+                owner[row] = i
+        for out in runner.step():
+            i = owner[out.index]
+            texts[i] += out.text
+            if out.finished:
+                del owner[out.index]
+        steps += 1
+    return texts
+
+
+@pytest.mark.parametrize("rows, join_every", [(1, 1), (2, 3), (3, 1)])
+def test_joining_requests_get_the_official_answers(fixture, rows, join_every):
+    vlm, ref, T = fixture
+    cases = _requests(vlm, ref, T)
+    assert cases, "the fixtures have single-prompt generation cases"
+    requests = [r for r, _ in cases] * 2  # each case twice, so rows are reused
+    runner = vlm.continuous(rows=rows, max_len=1024)
+    try:
+        texts = _drive(runner, requests, join_every)
+    finally:
+        runner.close()
+    assert texts == [want for _, want in cases] * 2
+
+
+def test_seeded_sampling_independent_of_neighbours(fixture):
+    vlm, ref, T = fixture
+    req, _ = _requests(vlm, ref, T)[0]
+    sampled = vlm.prepare(req.question, pixel_values=req.pixel_values, num_patches_list=req.num_patches_list,
+                          system_message=ref["system_message"],
+                          params=SamplingParams(max_new_tokens=12, temperature=0.9, top_p=0.9, seed=123,
+                                                stop_token_ids=(vlm.stop_token_id,)))
+    alone = vlm.continuous(rows=1, max_len=1024)
+    want = _drive(alone, [sampled], 1)
+    alone.close()
+    crowd = vlm.continuous(rows=3, max_len=1024)
+    got = _drive(crowd, [req, sampled, req], 2)
+    crowd.close()
+    assert got[1] == want[0]
+
+
+def test_limits_and_cancel(fixture):
+    vlm, ref, T = fixture
+    req, _ = _requests(vlm, ref, T)[0]
+    runner = vlm.continuous(rows=1, max_len=len(req.input_ids) + 4)
+    with pytest.raises(ValueError, match="must fit in max_len"):
+        runner.add(vlm.prepare(req.question, pixel_values=req.pixel_values, num_patches_list=req.num_patches_list,
+                               params=SamplingParams(max_new_tokens=50)))
+    short = vlm.prepare(req.question, pixel_values=req.pixel_values, num_patches_list=req.num_patches_list,
+                        system_message=ref["system_message"], params=SamplingParams(max_new_tokens=4))
+    row, first = runner.add(short)
+    assert runner.free == 0 and not first.finished
+    out = runner.cancel(row)
+    assert out.finished and out.finish_reason == "cancelled" and runner.free == 1
+    row, _ = runner.add(short)  # the row is usable again
+    outs = [runner.step() for _ in range(3)]
+    assert outs[-1][0].finished and outs[-1][0].finish_reason == "length" and runner.free == 1
+    runner.close()
+
+
+def test_rows_follow_their_own_rope_length(fixture):
+    """The Phi-3 fixture crosses original_max_position_embeddings (64) while generating: LongRoPE must switch
+    per row, so a short request next to a long one still gets the batch-of-one answer."""
+    vlm, ref, T = fixture
+    cases = _requests(vlm, ref, T)
+    text_only = vlm.prepare("Hi", system_message=ref["system_message"],
+                            params=SamplingParams(max_new_tokens=8, stop_token_ids=(vlm.stop_token_id,)))
+    want = [vlm.chat("Hi", system_message=ref["system_message"], max_new_tokens=8)] + [w for _, w in cases]
+    runner = vlm.continuous(rows=4, max_len=1024)
+    got = _drive(runner, [text_only] + [r for r, _ in cases], 1)
+    runner.close()
+    assert got == want
+    assert torch.is_tensor(runner.batch.valid)
