@@ -134,7 +134,8 @@ async def run_clients(url: str, args: argparse.Namespace) -> tuple[Results, floa
 def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
     port = free_port()
     cmd = [sys.executable, "-m", "tessera.serve", "--model", str(args.model), "--host", "127.0.0.1",
-           "--port", str(port), "--max-batch", str(args.max_batch), "--max-queue", str(max(64, args.clients * 2)),
+           "--port", str(port), "--max-batch", str(args.max_batch), "--batching", args.batching,
+           "--max-queue", str(max(64, args.clients * 2)),
            "--device", args.device, "--log-level", "warning"]
     if args.dtype:
         cmd += ["--dtype", args.dtype]
@@ -203,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image-every", type=int, default=2, help="every k-th request carries an image (0: none)")
     p.add_argument("--stream", action="store_true", help="stream the answers (also measures time to first token)")
     p.add_argument("--max-batch", type=int, default=32, help="server --max-batch (default: 32)")
+    p.add_argument("--batching", choices=("continuous", "static"), default="continuous",
+                   help="server --batching (default: continuous)")
     p.add_argument("--device", default="cpu", help="server --device (default: cpu)")
     p.add_argument("--dtype", default="float32", help="server --dtype (default: float32)")
     p.add_argument("--timeout", type=float, default=300.0, help="per-request client timeout in seconds")

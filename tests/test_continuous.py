@@ -3,6 +3,7 @@ different steps get the official greedy answers, and seeded sampling does not de
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -121,3 +122,18 @@ def test_rows_follow_their_own_rope_length(fixture):
     runner.close()
     assert got == want
     assert torch.is_tensor(runner.batch.valid)
+
+
+def test_one_bad_request_fails_alone(fixture):
+    vlm, ref, T = fixture
+    (good, want), *_ = _requests(vlm, ref, T)
+    bad = dataclasses.replace(good, pixel_values=torch.cat([good.pixel_values, good.pixel_values]))  # 2x the tiles
+    runner = vlm.continuous(rows=3, max_len=1024)
+    results = runner.add_many([good, bad, good])
+    assert isinstance(results[1], Exception) and runner.free == 1
+    texts = {row: out.text for row, out in (results[0], results[2])}
+    while runner.rows:
+        for out in runner.step():
+            texts[out.index] += out.text
+    runner.close()
+    assert list(texts.values()) == [want, want]

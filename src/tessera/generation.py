@@ -17,11 +17,13 @@ Shape legend: b = batch, s = prompt length, K = cache length (prompt + max new t
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 
 from .models.internvl import InternVLChatModel, left_padding_inputs
+from .models.layers import KVCache
 
 
 @dataclass
@@ -275,7 +277,14 @@ class ContinuousBatch:
         lm = model.language_model
         self.model, self.rows, self.max_len, self.pad_id = model, rows, max_len, pad_id
         dev = lm.head.weight.device
-        lm.setup_caches(rows, max_len)
+        cfg = lm.config
+        # the batch owns its caches and installs them around each call: other generations on the same model
+        # (chat() from another thread, between two steps) set up and clear their own
+        self.caches = [
+            KVCache(rows, cfg.num_key_value_heads, max_len, cfg.head_dim, lm.head.weight.dtype,
+                    next(attn.parameters()).device)
+            for attn in lm.attention_modules()
+        ]
         self.valid = torch.zeros(rows, max_len, dtype=torch.bool, device=dev)  # slots each row may attend to
         self.length = torch.zeros(rows, dtype=torch.long, device=dev)  # tokens in the cache = next slot/position
         self.tokens = torch.full((rows,), pad_id, dtype=torch.long, device=dev)  # last sampled token per row
@@ -294,42 +303,60 @@ class ContinuousBatch:
     def add(self, row: int, input_ids: Sequence[int], pixel_values: torch.Tensor | None,
             params: SamplingParams) -> int:
         """Prefill a prompt into free ``row`` and return its first token."""
-        if self.samplers[row] is not None:
-            raise ValueError(f"row {row} is busy")
-        s = len(input_ids)
-        if s == 0 or s + params.max_new_tokens > self.max_len:
-            raise ValueError(f"prompt ({s} tokens) + max_new_tokens ({params.max_new_tokens}) must fit in "
-                             f"max_len={self.max_len}")
+        return self.add_many([(row, input_ids, pixel_values, params)])[0]
+
+    @torch.no_grad()
+    def add_many(self, entries: Sequence[tuple[int, Sequence[int], torch.Tensor | None, SamplingParams]]) -> list[int]:
+        """Prefill several prompts ``(row, input_ids, pixel_values, params)`` in one forward and return their
+        first tokens. The prompts are right padded: under the causal mask a real token never sees the padding
+        after it, positions stay 0 .. s-1, and the padding's cache slots are overwritten before they are ever
+        attended to (each row's mask covers its own prompt only)."""
         lm = self.model.language_model
         dev = self.length.device
-        ids = torch.tensor([list(input_ids)], dtype=torch.long, device=dev)
-        if pixel_values is not None:
-            pixel_values = pixel_values.to(dev, lm.head.weight.dtype)
-        embeds = self.model.embed(ids, pixel_values)
-        caches = [attn.cache for attn in lm.attention_modules()]
-        for attn, cache in zip(lm.attention_modules(), caches):
-            attn.cache = cache.row(row)
-        try:
-            slots = torch.arange(s, device=dev)
-            hidden = lm(embeds, slots[None], cache_pos=slots, kv_len=s, prefill=True)
-        finally:
-            for attn, cache in zip(lm.attention_modules(), caches):
-                attn.cache = cache
-        sampler = Sampler([params], lm.config.vocab_size, dev)
-        token = sampler(lm.logits(hidden[:, -1]))
-        sampler.observe(token)
-        self.valid[row] = False
-        self.valid[row, :s] = True
-        self.length[row] = s
-        self.tokens[row] = token[0]
-        self.samplers[row] = sampler
-        self._budget[row] = self.max_len - s
-        return int(token[0])
+        for row, ids, _, params in entries:
+            if self.samplers[row] is not None:
+                raise ValueError(f"row {row} is busy")
+            if len(ids) == 0 or len(ids) + params.max_new_tokens > self.max_len:
+                raise ValueError(f"prompt ({len(ids)} tokens) + max_new_tokens ({params.max_new_tokens}) must fit "
+                                 f"in max_len={self.max_len}")
+        width = max(len(ids) for _, ids, _, _ in entries)
+        ids = torch.full((len(entries), width), self.pad_id, dtype=torch.long)
+        for i, (_, seq, _, _) in enumerate(entries):
+            ids[i, : len(seq)] = torch.tensor(list(seq), dtype=torch.long)
+        tiles = [pv for _, _, pv, _ in entries if pv is not None]
+        pixel_values = torch.cat(tiles).to(dev, lm.head.weight.dtype) if tiles else None
+        embeds = self.model.embed(ids.to(dev), pixel_values)
+        temp = [KVCache(len(entries), c.k.shape[1], width, c.k.shape[3], c.k.dtype, c.k.device) for c in self.caches]
+        slots = torch.arange(width, device=dev)
+        with _caches_installed(lm, temp):
+            hidden = lm(embeds, slots.expand(len(entries), -1), cache_pos=slots, kv_len=width, prefill=True)
+        rows = torch.tensor([row for row, _, _, _ in entries], device=dev)
+        for big, small in zip(self.caches, temp):
+            big.k[rows, :, :width] = small.k.to(big.k.device)
+            big.v[rows, :, :width] = small.v.to(big.v.device)
+        last = torch.tensor([len(seq) - 1 for _, seq, _, _ in entries], device=hidden.device)
+        logits = lm.logits(hidden[torch.arange(len(entries), device=hidden.device), last])
+        tokens = []
+        for i, (row, seq, _, params) in enumerate(entries):
+            sampler = Sampler([params], lm.config.vocab_size, dev)
+            token = sampler(logits[i : i + 1])
+            sampler.observe(token)
+            self.valid[row] = False
+            self.valid[row, : len(seq)] = True
+            self.length[row] = len(seq)
+            self.tokens[row] = token[0]
+            self.samplers[row] = sampler
+            self._budget[row] = self.max_len - len(seq)
+            tokens.append(int(token[0]))
+        return tokens
 
     @torch.no_grad()
     def step(self) -> dict[int, int]:
         """Feed every active row's last token; returns ``{row: next token}`` for the active rows. A row
-        whose cache is full gets no token (the caller should have removed it: ``add`` checks the budget)."""
+        whose cache is full gets no token (the caller should have removed it: ``add`` checks the budget).
+
+        Attention runs over the slots in use only (up to the longest row, rounded up to 64), not the whole
+        cache."""
         active = [r for r in self.active_rows if self._budget[r] > 0]
         if not active:
             return {}
@@ -337,22 +364,27 @@ class ContinuousBatch:
         rows = torch.arange(self.rows, device=self.length.device)
         slot = self.length.clamp_max(self.max_len - 1)
         self.valid[rows, slot] = True  # idle rows attend to a stale slot of their own: harmless, never read
+        used = min(self.max_len, -(-(max(int(self.length[r]) for r in active) + 1) // 64) * 64)
         embeds = lm.embed_tokens(self.tokens.view(-1, 1))
-        hidden = lm(embeds, slot.view(-1, 1), cache_pos=slot.view(-1, 1), mask=self.valid[:, None, None, :],
-                    rope_per_row=True)
+        with _caches_installed(lm, self.caches):
+            hidden = lm(embeds, slot.view(-1, 1), cache_pos=slot.view(-1, 1),
+                        mask=self.valid[:, None, None, :used], rope_per_row=True)
         logits = lm.logits(hidden[:, -1])
-        out = {}
+        plain = [r for r in active if self.samplers[r].greedy and not self.samplers[r].use_penalty]
+        chosen = dict(zip(plain, logits[plain].argmax(-1).tolist())) if plain else {}
         for r in active:
-            token = self.samplers[r](logits[r : r + 1])
-            self.samplers[r].observe(token)
-            self.tokens[r] = token[0]
+            if r not in chosen:
+                token = self.samplers[r](logits[r : r + 1])
+                self.samplers[r].observe(token)
+                chosen[r] = int(token[0])
+        for r in active:
+            self.tokens[r] = chosen[r]
             self.length[r] += 1
             self._budget[r] -= 1
-            out[r] = int(token[0])
         for r in self.free_rows:  # keep idle rows' masks to one slot
             self.valid[r] = False
             self.valid[r, 0] = True
-        return out
+        return {r: chosen[r] for r in active}
 
     def remove(self, row: int) -> None:
         """Free ``row`` (finished or cancelled)."""
@@ -363,4 +395,19 @@ class ContinuousBatch:
         self.tokens[row] = self.pad_id
 
     def close(self) -> None:
-        self.model.language_model.clear_caches()
+        """Drop the caches (the batch cannot be used afterwards)."""
+        self.caches = []
+
+
+@contextmanager
+def _caches_installed(lm, caches):
+    """Put ``caches`` into the attention modules for one call, then restore what was there."""
+    modules = list(lm.attention_modules())
+    old = [attn.cache for attn in modules]
+    for attn, cache in zip(modules, caches):
+        attn.cache = cache
+    try:
+        yield
+    finally:
+        for attn, cache in zip(modules, old):
+            attn.cache = cache

@@ -144,12 +144,45 @@ class ContinuousRunner:
 
     def add(self, request: Request) -> tuple[int, StepOutput]:
         """Prefill ``request`` into a free row; returns the row and the first token's output (the row is
-        already freed if that output is final)."""
-        row = self.batch.free_rows[0]
-        with self.vlm._lock:
-            token = self.batch.add(row, request.input_ids, request.pixel_values, request.params)
-        self.rows[row] = _Row(row, request, self.vlm.tokenizer, self.vlm.sep)
-        return row, self._output(row, token)
+        already freed if that output is final). Raises what the prefill raised."""
+        result = self.add_many([request])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def add_many(self, requests: Sequence[Request],
+                 max_prefill_tokens: int = 16384) -> list[tuple[int, StepOutput] | Exception]:
+        """Prefill several requests into free rows, batched (at most ``max_prefill_tokens`` padded prompt
+        tokens per forward); returns ``(row, first output)`` per request, in order, or the exception that
+        request's prefill raised (a failed batch is retried one request at a time, so one bad request
+        fails alone)."""
+        free = self.batch.free_rows
+        if len(requests) > len(free):
+            raise ValueError(f"{len(requests)} requests for {len(free)} free rows")
+        out: list[tuple[int, StepOutput] | Exception] = []
+        chunk: list[tuple[int, Request]] = []
+        for row, request in zip(free, requests):
+            width = max([len(r.input_ids) for _, r in chunk] + [len(request.input_ids)])
+            if chunk and width * (len(chunk) + 1) > max_prefill_tokens:
+                out += self._prefill(chunk)
+                chunk = []
+            chunk.append((row, request))
+        if chunk:
+            out += self._prefill(chunk)
+        return out
+
+    def _prefill(self, chunk: list[tuple[int, Request]]) -> list[tuple[int, StepOutput] | Exception]:
+        entries = [(row, r.input_ids, r.pixel_values, r.params) for row, r in chunk]
+        try:
+            with self.vlm._lock:
+                tokens = self.batch.add_many(entries)  # changes nothing unless it succeeds
+        except Exception as e:
+            if len(chunk) == 1:
+                return [e]
+            return [item for one in chunk for item in self._prefill([one])]
+        for row, request in chunk:
+            self.rows[row] = _Row(row, request, self.vlm.tokenizer, self.vlm.sep)
+        return [(row, self._output(row, token)) for (row, _), token in zip(chunk, tokens)]
 
     def step(self) -> list[StepOutput]:
         """One decode step for every active row; finished rows are freed."""

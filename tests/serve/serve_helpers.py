@@ -94,6 +94,23 @@ class SlowVLM:
             time.sleep(self.delay)
             yield outputs
 
+    def continuous(self, rows, max_len):
+        return _SlowRunner(self._vlm.continuous(rows, max_len), self.delay)
+
+
+class _SlowRunner:
+    """A ContinuousRunner whose decode steps take at least ``delay`` seconds."""
+
+    def __init__(self, runner, delay: float):
+        self._runner, self.delay = runner, delay
+
+    def __getattr__(self, name):
+        return getattr(self._runner, name)
+
+    def step(self):
+        time.sleep(self.delay)
+        return self._runner.step()
+
 
 def wait_until(predicate, timeout: float = 5.0, interval: float = 0.02) -> bool:
     deadline = time.monotonic() + timeout

@@ -16,6 +16,8 @@ import httpx
 import pytest
 from serve_helpers import data_url, image_part, noise_image, png_bytes, png_header_only, running_server
 
+from tessera.serve.prepare import DEFAULT_MAX_MODEL_LEN  # context per request (continuous batching)
+
 PNG = png_bytes(noise_image(32, 24))
 FAKE_DNS = {"metadata.internal.test": "169.254.169.254", "intranet.internal.test": "10.1.2.3"}
 
@@ -148,7 +150,7 @@ CASES = [
     ("max_tokens huge", user("hi", max_tokens=10**9), 400, "invalid_value", ("max_tokens",), "max_tokens"),
     ("max_completion_tokens zero", user("hi", max_completion_tokens=0), 400, "invalid_value", (),
      "max_completion_tokens"),
-    ("max_tokens past the context", user("hi", max_tokens=32768), 400, "context_length_exceeded",
+    ("max_tokens past the context", user("hi", max_tokens=DEFAULT_MAX_MODEL_LEN), 400, "context_length_exceeded",
      ("context length",), "max_tokens"),
     ("temperature negative", user("hi", temperature=-1), 400, None, ("temperature",), "temperature"),
     ("temperature too high", user("hi", temperature=7), 400, None, ("temperature",), "temperature"),

@@ -68,8 +68,10 @@ def test_non_stream_disconnect_cancels_the_row():
         assert httpx.get(s.url + "/health").json()["status"] == "ok"
 
 
-def test_requests_arriving_during_a_batch_join_the_next_one():
-    with running_server(SlowVLM(tiny_vlm(), STEP / 5), max_batch=8) as s:
+@pytest.mark.parametrize("batching", ["continuous", "static"])
+def test_requests_arriving_during_a_batch_are_batched(batching):
+    """Continuous: they join the running batch; static: they form the next one."""
+    with running_server(SlowVLM(tiny_vlm(), STEP / 5), max_batch=8, batching=batching) as s:
 
         async def main():
             async with httpx.AsyncClient(base_url=s.url, timeout=30) as http:
@@ -82,3 +84,5 @@ def test_requests_arriving_during_a_batch_join_the_next_one():
     assert all(r.status_code == 200 for r in responses)
     assert s.engine.stats.requests == 7
     assert s.engine.stats.batches < 7 and s.engine.stats.largest_batch >= 2
+    if batching == "continuous":  # the six joined the first one's batch while it was still decoding
+        assert s.engine.stats.batches == 1 and s.engine.stats.largest_batch == 7

@@ -98,8 +98,9 @@ class Attention(nn.Module):
 
     def forward(self, x, cos, sin, cache_pos=None, mask=None, prefill=False) -> torch.Tensor:
         """``x`` [b, s, c] -> [b, s, c]. With ``cache_pos`` [s] this call's keys/values are written to the cache
-        at those slots and attention runs over the whole cache (decode), or with ``prefill`` over this call's
-        own keys only (the prompt: the rest of the cache is empty, so the work stays [s, s])."""
+        at those slots and attention runs over the whole cache (decode; only its first ``mask.shape[-1]`` slots
+        when the mask is shorter), or with ``prefill`` over this call's own keys only (the prompt: the rest of
+        the cache is empty, so the work stays [s, s])."""
         q, k, v = self.split_qkv(x)  # [b, h|g, s, d]
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         if cache_pos is not None:
@@ -107,6 +108,8 @@ class Attention(nn.Module):
                 self.cache.update(cache_pos, k, v)
             else:
                 k, v = self.cache.update(cache_pos, k, v)
+                if mask is not None and mask.shape[-1] < k.shape[2]:  # slots past the mask are unused
+                    k, v = k[:, :, : mask.shape[-1]], v[:, :, : mask.shape[-1]]
         causal = mask is None and q.shape[2] > 1
         return self.out_proj(attend(q, k, v, mask, causal))
 

@@ -45,7 +45,8 @@ def served_model_name(vlm: VLM, settings: ServeSettings) -> str:
 def create_app(vlm: VLM, settings: ServeSettings | None = None) -> FastAPI:
     """Build the app around a loaded model. The engine thread starts and stops with the app's lifespan."""
     settings = settings or ServeSettings()
-    engine = Engine(vlm, max_batch=settings.max_batch, max_queue=settings.max_queue)
+    max_len = context_length(vlm, settings) if settings.batching == "continuous" else None
+    engine = Engine(vlm, max_batch=settings.max_batch, max_queue=settings.max_queue, max_len=max_len)
     model_name = served_model_name(vlm, settings)
     created = int(time.time())
 
@@ -84,6 +85,7 @@ def create_app(vlm: VLM, settings: ServeSettings | None = None) -> FastAPI:
             "running": engine.running,
             "batches": engine.stats.batches,
             "largest_batch": engine.stats.largest_batch,
+            "batching": settings.batching,
             "max_tiles": server_max_tiles(vlm, settings),
             "max_images": settings.max_images,
             "auth": settings.api_key is not None,
@@ -92,7 +94,7 @@ def create_app(vlm: VLM, settings: ServeSettings | None = None) -> FastAPI:
 
     def model_card() -> dict:
         return {"id": model_name, "object": "model", "created": created, "owned_by": "tessera",
-                "context_length": context_length(vlm)}
+                "context_length": context_length(vlm, settings)}
 
     @app.get("/v1/models", dependencies=auth)
     async def list_models():

@@ -44,7 +44,14 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--api-key", default=None,
                    help="require 'Authorization: Bearer KEY' on /v1/* (default: $TESSERA_API_KEY if set)")
     p.add_argument("--max-batch", type=_positive_int, default=8, metavar="N",
-                   help="requests decoded together in one batch (default: 8)")
+                   help="requests decoded together (default: 8)")
+    p.add_argument("--batching", choices=("continuous", "static"), default="continuous",
+                   help="continuous: requests join and leave the running batch between decode steps (one "
+                        "static cache of max-batch x max-model-len tokens); static: batch after batch "
+                        "(default: continuous)")
+    p.add_argument("--max-model-len", type=_positive_int, default=None, metavar="N",
+                   help="tokens per request, prompt + answer, with continuous batching "
+                        "(default: the model's context, at most 8192)")
     p.add_argument("--max-queue", type=_positive_int, default=64, metavar="N",
                    help="requests waiting for a batch before new ones get 429 (default: 64)")
     p.add_argument("--max-tiles", type=_positive_int, default=None, metavar="N",
@@ -91,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
             model_name=args.model_name,
             api_key=args.api_key or os.environ.get("TESSERA_API_KEY") or None,
             max_batch=args.max_batch,
+            batching=args.batching,
+            max_model_len=args.max_model_len,
             max_queue=args.max_queue,
             request_timeout=args.request_timeout,
             max_tiles=args.max_tiles,

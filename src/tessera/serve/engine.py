@@ -1,11 +1,18 @@
-"""Dynamic batching: one worker thread owns the model and decodes queued requests together.
+"""Batching: one worker thread owns the model and decodes queued requests together.
 
 Request handlers (on the asyncio event loop) :meth:`Engine.submit` a prepared :class:`tessera.vlm.Request`
-and get a :class:`Job` back. The worker takes up to ``max_batch`` waiting jobs, decodes them as one
-``vlm.run`` batch and pushes every :class:`tessera.vlm.StepOutput` to its job's ``asyncio.Queue`` (thread
-safe, through ``loop.call_soon_threadsafe``). Jobs arriving meanwhile wait for the next batch. The
-waiting queue is bounded (:class:`QueueFull` -> HTTP 429). A job whose client went away or whose deadline
-passed is cancelled: ``vlm.run`` polls ``cancelled(i)`` every step and stops that row.
+and get a :class:`Job` back; the worker pushes every :class:`tessera.vlm.StepOutput` to the job's
+``asyncio.Queue`` (thread safe, through ``loop.call_soon_threadsafe``). The waiting queue is bounded
+(:class:`QueueFull` -> HTTP 429). A job whose client went away or whose deadline passed is cancelled and
+its row freed at the next step.
+
+Two modes:
+
+* continuous batching (``max_len`` set, the server's default): up to ``max_batch`` rows of one static
+  cache (:meth:`tessera.vlm.VLM.continuous`); between two decode steps the worker prefills waiting jobs
+  into free rows, so a request starts as soon as a row is free and leaves as soon as it is done;
+* static batches (``max_len=None``): up to ``max_batch`` waiting jobs decoded as one left-padded
+  ``vlm.run`` batch; jobs arriving meanwhile wait for the next batch.
 """
 
 from __future__ import annotations
@@ -63,18 +70,23 @@ class Job:
 
 @dataclass
 class EngineStats:
+    """``batches``: static batches run, or with continuous batching busy periods (idle -> busy);
+    ``steps``: decode steps; ``largest_batch``: most requests decoded in one step."""
+
     batches: int = 0
     requests: int = 0
     largest_batch: int = 0
+    steps: int = 0
 
 
 class Engine:
     """Owns ``vlm`` in one background thread; see the module docstring."""
 
-    def __init__(self, vlm: VLM, *, max_batch: int = 8, max_queue: int = 64):
+    def __init__(self, vlm: VLM, *, max_batch: int = 8, max_queue: int = 64, max_len: int | None = None):
         self.vlm = vlm
         self.max_batch = max_batch
         self.max_queue = max_queue
+        self.max_len = max_len  # tokens per row (prompt + answer) in continuous mode; None: static batches
         self.stats = EngineStats()
         self._pending: collections.deque[Job] = collections.deque()
         self._running: list[Job] = []
@@ -146,6 +158,9 @@ class Engine:
             return batch
 
     def _work(self) -> None:
+        if self.max_len is not None:
+            self._work_continuous()
+            return
         while (batch := self._next_batch()) is not None:
             if batch:
                 self._run(batch)
@@ -171,3 +186,71 @@ class Engine:
         for job, done in zip(jobs, finished):  # vlm.run always finishes every row; be safe anyway
             if not done:
                 job.put(StepOutput(0, "", finished=True, finish_reason="cancelled"))
+
+    # ------------------------------------------------------------------ continuous batching
+    def _admit(self, free: int, active: int) -> list[Job] | None:
+        """Wait for work; take up to ``free`` waiting jobs (``None`` when stopping)."""
+        with self._cond:
+            while not self._pending and not active and not self._stop:
+                self._cond.wait()
+            if self._stop:
+                return None
+            new: list[Job] = []
+            while self._pending and len(new) < free:
+                job = self._pending.popleft()
+                if job.stopped():
+                    job.put(StepOutput(0, "", finished=True, finish_reason="cancelled"))
+                    continue
+                new.append(job)
+            return new
+
+    def _work_continuous(self) -> None:
+        runner = self.vlm.continuous(rows=self.max_batch, max_len=self.max_len)
+        jobs: dict[int, Job] = {}  # row -> job
+        busy = False
+        try:
+            while (new := self._admit(runner.free, len(jobs))) is not None:
+                self.stats.requests += len(new)
+                added = runner.add_many([job.request for job in new]) if new else []
+                for job, item in zip(new, added):
+                    if isinstance(item, Exception):  # this request alone failed (the others are in)
+                        log.error("prefilling a request failed: %s", item)
+                        job.put(item)
+                        continue
+                    row, out = item
+                    job.put(out)
+                    if not out.finished:
+                        jobs[row] = job
+                for row, job in list(jobs.items()):
+                    if job.stopped():
+                        job.put(runner.cancel(row))
+                        del jobs[row]
+                with self._cond:
+                    self._running = list(jobs.values())
+                if not jobs:
+                    busy = False
+                    continue
+                if not busy:
+                    self.stats.batches += 1
+                    busy = True
+                self.stats.steps += 1
+                self.stats.largest_batch = max(self.stats.largest_batch, len(jobs))
+                try:
+                    outputs = runner.step()
+                except Exception as e:  # fail the rows in flight, start over with a fresh cache
+                    log.exception("a decode step of %d request(s) failed", len(jobs))
+                    for row, job in jobs.items():
+                        job.put(e)
+                        runner.cancel(row)
+                    jobs.clear()
+                    continue
+                for out in outputs:
+                    jobs[out.index].put(out)
+                    if out.finished:
+                        del jobs[out.index]
+        finally:
+            for row, job in jobs.items():
+                job.put(runner.cancel(row))
+            with self._cond:
+                self._running = []
+            runner.close()

@@ -29,15 +29,23 @@ def server_max_tiles(vlm: VLM, settings: ServeSettings) -> int:
     return settings.max_tiles or vlm.max_tiles
 
 
-def context_length(vlm: VLM) -> int:
-    return int(vlm.config.llm_config.max_position_embeddings)
+DEFAULT_MAX_MODEL_LEN = 8192  # continuous batching: cache slots per row unless --max-model-len says otherwise
+
+
+def context_length(vlm: VLM, settings: ServeSettings | None = None) -> int:
+    """Tokens one request may use (prompt + answer): the model's context, or with continuous batching the
+    length of a cache row (``max_model_len``, by default the context capped at 8192)."""
+    model = int(vlm.config.llm_config.max_position_embeddings)
+    if settings is None or settings.batching != "continuous":
+        return model
+    return min(model, settings.max_model_len or DEFAULT_MAX_MODEL_LEN)
 
 
 def check_request_fields(vlm: VLM, settings: ServeSettings, req: ChatCompletionRequest) -> None:
     """Cheap checks that need no image and no tokenizer (run before any heavy work)."""
     name, value = _max_tokens_field(req)
-    if value is not None and not 1 <= value <= context_length(vlm):
-        raise APIError(400, f"{name} must be between 1 and the model's context length ({context_length(vlm)}), "
+    if value is not None and not 1 <= value <= context_length(vlm, settings):
+        raise APIError(400, f"{name} must be between 1 and the model's context length ({context_length(vlm, settings)}), "
                        f"got {value}", param=name, code="invalid_value")
     limit = server_max_tiles(vlm, settings)
     if req.max_tiles is not None and req.max_tiles > limit:
@@ -129,7 +137,7 @@ def _check_image_tokens(vlm: VLM, request: Request) -> None:
 
 
 def _fit_context(vlm: VLM, settings: ServeSettings, req: ChatCompletionRequest, request: Request) -> None:
-    context = context_length(vlm)
+    context = context_length(vlm, settings)
     prompt = len(request.input_ids)
     name, wanted = _max_tokens_field(req)
     if prompt >= context:

@@ -18,7 +18,9 @@ class ServeSettings:
 
     model_name: str | None = None
     api_key: str | None = None
-    max_batch: int = 8  # requests decoded together in one batch
+    max_batch: int = 8  # requests decoded together (rows of the batch)
+    batching: str = "continuous"  # "continuous": requests join/leave between steps; "static": batch by batch
+    max_model_len: int | None = None  # tokens per request (prompt + answer); None: model context, max 8192
     max_queue: int = 64  # requests waiting for a batch; more get 429
     request_timeout: float = 300.0  # seconds from arrival to the last token
     max_tiles: int | None = None
@@ -36,6 +38,10 @@ class ServeSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.batching not in ("continuous", "static"):
+            raise ValueError(f"batching must be 'continuous' or 'static', got {self.batching!r}")
+        if self.max_model_len is not None and (not isinstance(self.max_model_len, int) or self.max_model_len < 2):
+            raise ValueError(f"max_model_len must be an integer >= 2, got {self.max_model_len!r}")
         if self.max_tiles is not None and (not isinstance(self.max_tiles, int) or self.max_tiles < 1):
             raise ValueError(f"max_tiles must be a positive integer, got {self.max_tiles!r}")
         if not self.request_timeout > 0:
