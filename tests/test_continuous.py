@@ -137,3 +137,22 @@ def test_one_bad_request_fails_alone(fixture):
             texts[out.index] += out.text
     runner.close()
     assert list(texts.values()) == [want, want]
+
+
+def test_dynamic_ntk_per_row():
+    """InternLM2's dynamic NTK past max_position_embeddings: rows of different lengths next to each other
+    each get the base a batch of one would use (shrunk context so that the prompts cross it)."""
+    vlm = tessera.load(conformance_path("models", "mini-internvl-chat-2b-v1-5-tiny"), dtype="float32")
+    cfg = vlm.model.language_model.config
+    assert vlm.model.language_model.rotary.kind == "dynamic"
+    questions = ["Hi", "Tell me a story about a cat " * 3, "Why?"]
+    reqs = [vlm.prepare(q, params=SamplingParams(max_new_tokens=10, stop_token_ids=(vlm.stop_token_id,)))
+            for q in questions]
+    shortest = min(len(r.input_ids) for r in reqs)
+    cfg.max_position_embeddings = shortest + 3  # the short prompts cross it while generating, the long one starts past it
+    assert max(len(r.input_ids) for r in reqs) > shortest + 3
+    want = [vlm.chat(q, max_new_tokens=10) for q in questions]
+    runner = vlm.continuous(rows=3, max_len=256)
+    got = _drive(runner, reqs, 1)
+    runner.close()
+    assert got == want

@@ -59,8 +59,10 @@ class Rotary:
         cfg, d, dev = self.cfg, self.head_dim, position_ids.device
         if per_row and self.kind == "dynamic":
             lengths = (position_ids.amax(-1) + 1).tolist()
-            rows = [self(position_ids[i : i + 1], n, dtype) for i, n in enumerate(lengths)]
-            return torch.cat([c for c, _ in rows]), torch.cat([s for _, s in rows])
+            if max(lengths) > cfg.max_position_embeddings:  # some row needs its own NTK base
+                rows = [self(position_ids[i : i + 1], n, dtype) for i, n in enumerate(lengths)]
+                return torch.cat([c for c, _ in rows]), torch.cat([s for _, s in rows])
+            kv_len = 0  # every row is within the native context: plain RoPE for all
         if self.kind in ("su", "longrope"):
             base = default_inv_freq(d, cfg.rope_theta, dev)
             short = torch.tensor(cfg.rope_scaling["short_factor"], dtype=torch.float32, device=dev)
