@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import io
 
 import httpx
 import pytest
+from PIL import Image
 from serve_helpers import (
     TINY,
     data_url,
@@ -100,6 +102,16 @@ def test_data_url_image_equals_vlm_chat(client, vlm):
     # the image's tiles are part of the prompt: 4x3 grid + thumbnail for 64x48 with max 12 tiles
     text_only = len(vlm.prepare("What is in the image?").input_ids)
     assert out.usage.prompt_tokens > text_only + 13 * vlm.config.num_image_token - 1
+
+
+def test_jpeg_data_url_equals_vlm_chat_on_the_decoded_image(client, vlm):
+    """JPEGs take the array path on the server (tessera.jpeg): the answer is the one for PIL's decode."""
+    buf = io.BytesIO()
+    noise_image(96, 64, seed=5).save(buf, "JPEG", quality=85)
+    content = [image_part(data_url(buf.getvalue(), "image/jpeg")), {"type": "text", "text": "What is in the image?"}]
+    out = ask(client, [{"role": "user", "content": content}])
+    pil = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    assert out.choices[0].message.content == vlm.chat("What is in the image?", pil, max_new_tokens=N)
 
 
 def test_max_tiles_extension(client, vlm):

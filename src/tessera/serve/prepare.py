@@ -6,6 +6,7 @@ event loop or the model thread). Every failure is a 4xx :class:`APIError` naming
 
 from __future__ import annotations
 
+import numpy as np
 from PIL import Image
 
 from tessera import images
@@ -67,8 +68,9 @@ def _stops(req: ChatCompletionRequest) -> list[str]:
     return [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
 
 
-def load_images(conv: Conversation, settings: ServeSettings) -> list[Image.Image]:
-    """Fetch/decode every image of the conversation under the server's source and size limits."""
+def load_images(conv: Conversation, settings: ServeSettings) -> list[Image.Image | np.ndarray]:
+    """Fetch/decode every image of the conversation under the server's source and size limits (JPEGs come
+    back as RGB arrays, decoded straight from the file: :func:`tessera.images.load_pixels`)."""
     try:
         images.check_image_count(len(conv.images), settings.max_images)
     except images.TooManyImages as e:
@@ -77,7 +79,7 @@ def load_images(conv: Conversation, settings: ServeSettings) -> list[Image.Image
     for ref in conv.images:
         try:
             out.append(
-                images.load_image(
+                images.load_pixels(
                     ref.url,
                     max_pixels=settings.max_image_pixels,
                     allow_urls=True,
