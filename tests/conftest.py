@@ -21,3 +21,23 @@ def conformance_path(*parts: str) -> Path:
     if not path.exists():
         pytest.fail(f"conformance fixture missing: {path} (expected ../shared/conformance beside the repo)")
     return path
+
+
+def load_fixture_model(name: str):
+    """(vlm in float32, reference.json, reference tensors) of one conformance checkpoint."""
+    import json
+
+    from safetensors.torch import load_file
+
+    import tessera
+
+    root = conformance_path("models", name)
+    vlm = tessera.load(root, dtype="float32")
+    ref = json.loads((root / "reference.json").read_text())
+    return vlm, ref, load_file(str(root / "reference.safetensors"))
+
+
+@pytest.fixture(scope="module", params=MODEL_NAMES)
+def fixture(request):
+    """Each conformance checkpoint in turn: ``(vlm, reference.json, reference tensors)``."""
+    return load_fixture_model(request.param)

@@ -4,24 +4,14 @@ different steps get the official greedy answers, and seeded sampling does not de
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 import tessera
 from tessera.generation import SamplingParams
 
-from conftest import MODEL_NAMES, conformance_path
-
-
-@pytest.fixture(scope="module", params=MODEL_NAMES)
-def fixture(request):
-    root = conformance_path("models", request.param)
-    vlm = tessera.load(root, dtype="float32")
-    ref = json.loads((root / "reference.json").read_text())
-    return vlm, ref, load_file(str(root / "reference.safetensors"))
+from conftest import conformance_path
 
 
 def _requests(vlm, ref, T):

@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
-from safetensors.torch import load_file
 
 import tessera
 from tessera.generation import SamplingParams
 
-from conftest import CONFORMANCE, MODEL_NAMES, conformance_path
-
-
-@pytest.fixture(scope="module", params=MODEL_NAMES)
-def fixture(request):
-    root = conformance_path("models", request.param)
-    vlm = tessera.load(root, dtype="float32")
-    ref = json.loads((root / "reference.json").read_text())
-    return vlm, ref, load_file(str(root / "reference.safetensors"))
+from conftest import CONFORMANCE, load_fixture_model
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    root = conformance_path("models", "mini-internvl-chat-2b-v1-5-tiny")
-    vlm = tessera.load(root, dtype="float32")
-    ref = json.loads((root / "reference.json").read_text())
-    return vlm, ref, load_file(str(root / "reference.safetensors"))
+    return load_fixture_model("mini-internvl-chat-2b-v1-5-tiny")
 
 
 def test_chat_and_batch_chat_reproduce_official_responses(fixture):
