@@ -103,6 +103,8 @@ class OptimArgs:
     warmup_steps: int = 0
     warmup_ratio: float = 0.0  # used when warmup_steps is 0: ceil(total_steps * ratio)
     max_grad_norm: float = 1.0
+    vision_lr_scale: float = 1.0  # learning-rate multiplier of the ViT (vision_model.*)
+    mlp_lr_scale: float = 1.0  # learning-rate multiplier of the projector (mlp1.*)
     num_train_epochs: float = 1.0
     max_steps: int = -1  # > 0 overrides num_train_epochs
     per_device_batch_size: int = 4
