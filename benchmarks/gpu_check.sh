@@ -11,6 +11,7 @@ export PYTHONPATH=src:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 python3 -m pytest -q tests/test_gpu.py 2>&1 | tee "$OUT/gpu_tests.log"
 python3 -m tessera.cli bench --preset mini-internvl-chat-2b-v1-5 --tiles 13 --new-tokens 128 --batch 32 \
+    --modes eager,fast,continuous \
     --json "$OUT/bench_2b.json" 2>&1 | tee "$OUT/bench_2b.log"
 python3 -m tessera.cli bench --preset internvl-chat-v1-5 --tiles 13 --new-tokens 128 --batch 8 \
     --json "$OUT/bench_26b.json" 2>&1 | tee "$OUT/bench_26b.log"

@@ -93,10 +93,12 @@ def test_info(capsys):
 def test_bench_runs_on_cpu(tmp_path, capsys):
     path = tmp_path / "bench.json"
     assert main(["bench", "--preset", "tiny-phi3", "--tiles", "2", "--new-tokens", "8", "--batch", "2",
-                 "--modes", "eager", "--repeats", "1", "--device", "cpu", "--json", str(path)]) == 0
+                 "--modes", "eager,continuous", "--repeats", "1", "--device", "cpu", "--json", str(path)]) == 0
     report = json.loads(path.read_text())
     assert report["schema"] == 1 and report["device"] == "cpu"
-    r = report["results"]["eager"]
-    assert r["vision_ms"] > 0 and r["ttft_ms"] > 0 and r["decode_tok_s"] > 0 and r["batch_tok_s"] > 0
+    for mode in ("eager", "continuous"):
+        r = report["results"][mode]
+        assert r["vision_ms"] > 0 and r["ttft_ms"] > 0 and r["decode_tok_s"] > 0 and r["batch_tok_s"] > 0
+    assert main(["bench", "--modes", "eager,turbo"]) == 2
     assert set(report["floors"]) == {"vision_ms", "ttft_ms", "decode_tok_s", "batch_tok_s"}
     assert "time to first token" in capsys.readouterr().out

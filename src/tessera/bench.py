@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from .config import PRESETS, ChatConfig
-from .generation import Batch, SamplingParams, generate
+from .generation import Batch, ContinuousBatch, SamplingParams, generate
 from .models.internvl import InternVLChatModel
 from .vlm import resolve_device, resolve_dtype
 
@@ -141,7 +141,46 @@ def _workload(cfg: ChatConfig, s: BenchSettings, batch: int, device) -> Batch:
     return Batch.from_ids(rows, 0, pixels.to(device), device)
 
 
+def run_continuous(model, cfg, s: BenchSettings, device) -> dict[str, float]:
+    """The server's continuous-batching path (:class:`ContinuousBatch`): prefill into rows, eager steps."""
+    one = _workload(cfg, s, 1, device)
+    pv = one.pixel_values.to(model.language_model.head.weight.dtype)
+    with torch.no_grad():
+        vision = _timed(lambda: model.extract_feature(pv), device, s.repeats)
+    max_len = one.input_ids.shape[1] + s.new_tokens + 1
+    params = SamplingParams(max_new_tokens=s.new_tokens)
+
+    def entries(batch: Batch) -> list:
+        per = s.tiles
+        return [(i, batch.input_ids[i].tolist(), batch.pixel_values[i * per : (i + 1) * per], params)
+                for i in range(batch.input_ids.shape[0])]
+
+    def first_token(batch: Batch):
+        cb = ContinuousBatch(model, batch.input_ids.shape[0], max_len, 0)
+        cb.add_many(entries(batch))
+
+    def full(batch: Batch):
+        cb = ContinuousBatch(model, batch.input_ids.shape[0], max_len, 0)
+        cb.add_many(entries(batch))
+        for _ in range(s.new_tokens - 1):
+            cb.step()
+
+    ttft = _timed(lambda: first_token(one), device, s.repeats)
+    t_long = _timed(lambda: full(one), device, s.repeats)
+    many = _workload(cfg, s, s.batch, device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    t_batch = _timed(lambda: full(many), device, max(1, s.repeats - 1))
+    batch_ttft = _timed(lambda: first_token(many), device, 1)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
+    return {"vision_ms": 1e3 * vision, "ttft_ms": 1e3 * ttft, "decode_tok_s": (s.new_tokens - 1) / max(t_long - ttft, 1e-9),
+            "batch_tok_s": s.batch * s.new_tokens / t_batch, "batch_ttft_ms": 1e3 * batch_ttft,
+            "peak_mem_gib": peak}
+
+
 def run_mode(model, cfg, s: BenchSettings, mode: str, device) -> dict[str, float]:
+    if mode == "continuous":
+        return run_continuous(model, cfg, s, device)
     compile = mode == "fast"
     check = 16 if compile else 1
     one = _workload(cfg, s, 1, device)
@@ -241,16 +280,27 @@ def register(sub) -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--dtype", default="bfloat16")
     p.add_argument("--device", default="auto")
-    p.add_argument("--modes", default="eager,fast", help="comma list of eager,fast")
+    p.add_argument("--modes", default="eager,fast",
+                   help="comma list of eager (static batch, eager steps), fast (compiled steps), continuous "
+                        "(the server's continuous batching)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--layers", type=int, default=None, help="override layer counts (quick runs)")
     p.add_argument("--json", default=None, help="also write the report as JSON to this path")
     p.set_defaults(func=run_cli)
 
 
+MODES = ("eager", "fast", "continuous")
+
+
 def run_cli(args: argparse.Namespace) -> int:
+    modes = tuple(m for m in args.modes.split(",") if m)
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        print(f"tessera bench: error: --modes takes a comma list of {', '.join(MODES)}; got {args.modes!r}",
+              file=sys.stderr)
+        return 2
     s = BenchSettings(args.preset, args.tiles, args.prompt_tokens, args.new_tokens, args.batch, args.dtype,
-                      args.device, tuple(m for m in args.modes.split(",") if m), args.repeats, args.layers)
+                      args.device, modes, args.repeats, args.layers)
     report = run_bench(s)
     print(format_table(report))
     if args.json:
