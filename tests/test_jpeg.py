@@ -10,7 +10,14 @@ import pytest
 from PIL import Image
 
 from tessera import jpeg
-from tessera.images import EmptyImage, ImageTooLarge, InvalidImage, load_image, load_pixels
+from tessera.images import (
+    EmptyImage,
+    ImageTooLarge,
+    InvalidImage,
+    load_image,
+    load_pixels,
+    unloaded_jpeg_pixels,
+)
 from tessera.preprocess import dynamic_tiles, tile_grid
 
 
@@ -79,3 +86,24 @@ def test_dynamic_tiles_from_jpeg_file(tmp_path):
         r, c = divmod(k, cols)
         assert np.array_equal(tiles[k], grid[r * 112 : (r + 1) * 112, c * 112 : (c + 1) * 112])
     assert np.array_equal(tiles[-1], np.asarray(img.resize((112, 112))))
+
+
+def test_unloaded_jpeg_from_image_open(tmp_path, monkeypatch):
+    """``Image.open("x.jpg")`` handed over undecoded takes the array path; loaded, drafted or CMYK images
+    stay with PIL; the tiles are the same either way."""
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(_jpeg(_photo(640, 480, seed=4), quality=90))
+    calls = []
+    real = jpeg.decode_rgb
+    monkeypatch.setattr(jpeg, "decode_rgb", lambda *a: calls.append(1) or real(*a))
+    want = dynamic_tiles(Image.open(path).convert("RGB"), max_tiles=6, image_size=112)
+    assert not calls
+    got = dynamic_tiles(Image.open(path), max_tiles=6, image_size=112)
+    assert len(calls) == 1 and np.array_equal(got, want)
+    loaded = Image.open(path)
+    loaded.load()
+    assert np.array_equal(dynamic_tiles(loaded, max_tiles=6, image_size=112), want)
+    drafted = Image.open(path)
+    drafted.draft("RGB", (320, 240))
+    assert unloaded_jpeg_pixels(drafted) is None  # a reduced decode is not the file's pixels
+    assert len(calls) == 1

@@ -53,6 +53,7 @@ __all__ = [
     "ImageFetchError",
     "load_image",
     "load_pixels",
+    "unloaded_jpeg_pixels",
     "fetch_url",
     "check_image_count",
     "is_public_address",
@@ -404,6 +405,29 @@ def load_pixels(
     between); other sources give the same RGB ``PIL.Image`` as :func:`load_image`. The preprocessing uses it
     for sources it loads itself."""
     return _load(source, max_pixels, allow_urls, allow_local_files, timeout, max_bytes, allow_private_urls, True)
+
+
+def unloaded_jpeg_pixels(image: Image.Image, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray | None:
+    """RGB uint8 ``[H, W, 3]`` of a JPEG that ``Image.open`` opened but nothing has decoded yet, decoded by
+    :mod:`tessera.jpeg` from the same open file (the pixels PIL would give after ``convert("RGB")``). ``None``
+    when that does not apply (already loaded or changed, a ``draft`` scale, CMYK, not a JPEG...): use PIL."""
+    if image.format != "JPEG" or image.mode not in ("RGB", "L") or len(getattr(image, "tile", ()) or ()) != 1:
+        return None
+    config = getattr(image, "decoderconfig", ())
+    fp = getattr(image, "fp", None)
+    if (config and config[0] not in (0, 1)) or fp is None or not hasattr(fp, "seek"):
+        return None
+    try:
+        where = fp.tell()
+        fp.seek(0)
+        data = fp.read()
+        fp.seek(where)
+    except (OSError, ValueError):
+        return None
+    arr = jpeg.decode_rgb(data, lambda w, h: _check_jpeg_size(w, h, max_pixels, "the image"))
+    if arr is None or arr.shape[:2] != (image.height, image.width):
+        return None
+    return arr
 
 
 def _load(source, max_pixels, allow_urls, allow_local_files, timeout, max_bytes, allow_private_urls, fast_jpeg):

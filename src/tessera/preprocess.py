@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 
 from tessera import resample
-from tessera.images import check_image_count, load_pixels
+from tessera.images import check_image_count, load_pixels, unloaded_jpeg_pixels
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -249,8 +249,12 @@ def resize_exact(image: Image.Image, size: tuple[int, int], *, threads: int | No
 def _rgb_pixels(image: Any) -> Image.Image | np.ndarray:
     """An RGB PIL image or uint8 ``[H, W, 3]`` pixels, whichever is at hand or faster to get (a JPEG source
     is decoded straight to an array, see :func:`tessera.images.load_pixels`)."""
-    if isinstance(image, Image.Image) and image.mode == "RGB":
-        return image
+    if isinstance(image, Image.Image):
+        arr = unloaded_jpeg_pixels(image)  # Image.open("x.jpg") handed over before decoding
+        if arr is not None:
+            return arr
+        if image.mode == "RGB":
+            return image
     if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
         return image
     return load_pixels(image)
