@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 import torch
 
 from .models.internvl import InternVLChatModel, left_padding_inputs
-from .models.layers import KVCache
 
 
 @dataclass
@@ -262,8 +261,8 @@ def generate(
 class ContinuousBatch:
     """Continuous batching: requests join and leave a running batch between decode steps.
 
-    One static cache of ``rows`` x ``max_len`` slots. :meth:`add` prefills a prompt alone into a free row
-    (no padding: its positions are 0 .. s-1, as for a batch of one) and samples its first token;
+    One static cache of ``rows`` x ``max_len`` slots. :meth:`add_many` prefills prompts into free rows (each at
+    positions 0 .. s-1, as for a batch of one) and samples their first tokens;
     :meth:`step` feeds every active row's last token at that row's own next slot and position and samples
     the next ones; :meth:`remove` frees a row. Each row keeps its own :class:`Sampler` (seed, penalty
     history), so a request's tokens do not depend on which other requests share the batch, beyond
@@ -276,20 +275,14 @@ class ContinuousBatch:
     def __init__(self, model: InternVLChatModel, rows: int, max_len: int, pad_id: int):
         lm = model.language_model
         self.model, self.rows, self.max_len, self.pad_id = model, rows, max_len, pad_id
-        dev = lm.head.weight.device
-        cfg = lm.config
         # the batch owns its caches and installs them around each call: other generations on the same model
         # (chat() from another thread, between two steps) set up and clear their own
-        self.caches = [
-            KVCache(rows, cfg.num_key_value_heads, max_len, cfg.head_dim, lm.head.weight.dtype,
-                    next(attn.parameters()).device)
-            for attn in lm.attention_modules()
-        ]
-        self.valid = torch.zeros(rows, max_len, dtype=torch.bool, device=dev)  # slots each row may attend to
-        self.length = torch.zeros(rows, dtype=torch.long, device=dev)  # tokens in the cache = next slot/position
-        self.tokens = torch.full((rows,), pad_id, dtype=torch.long, device=dev)  # last sampled token per row
+        self.caches = lm.new_caches(rows, max_len)
+        self.valid = torch.zeros(rows, max_len, dtype=torch.bool, device=lm.head.weight.device)
+        self.valid[:, 0] = True  # slots each row may attend to; an idle row keeps one, so no row is empty
+        self.lengths = [0] * rows  # tokens in each row's cache = its next slot and RoPE position
+        self.tokens = [pad_id] * rows  # last sampled token per row
         self.samplers: list[Sampler | None] = [None] * rows
-        self._budget = [0] * rows  # cache slots left per row
 
     @property
     def free_rows(self) -> list[int]:
@@ -312,7 +305,7 @@ class ContinuousBatch:
         after it, positions stay 0 .. s-1, and the padding's cache slots are overwritten before they are ever
         attended to (each row's mask covers its own prompt only)."""
         lm = self.model.language_model
-        dev = self.length.device
+        dev = self.valid.device
         for row, ids, _, params in entries:
             if self.samplers[row] is not None:
                 raise ValueError(f"row {row} is busy")
@@ -326,7 +319,7 @@ class ContinuousBatch:
         tiles = [pv for _, _, pv, _ in entries if pv is not None]
         pixel_values = torch.cat(tiles).to(dev, lm.head.weight.dtype) if tiles else None
         embeds = self.model.embed(ids.to(dev), pixel_values)
-        temp = [KVCache(len(entries), c.k.shape[1], width, c.k.shape[3], c.k.dtype, c.k.device) for c in self.caches]
+        temp = lm.new_caches(len(entries), width)
         slots = torch.arange(width, device=dev)
         with _caches_installed(lm, temp):
             hidden = lm(embeds, slots.expand(len(entries), -1), cache_pos=slots, kv_len=width, prefill=True)
@@ -336,19 +329,16 @@ class ContinuousBatch:
             big.v[rows, :, :width] = small.v.to(big.v.device)
         last = torch.tensor([len(seq) - 1 for _, seq, _, _ in entries], device=hidden.device)
         logits = lm.logits(hidden[torch.arange(len(entries), device=hidden.device), last])
-        tokens = []
         for i, (row, seq, _, params) in enumerate(entries):
             sampler = Sampler([params], lm.config.vocab_size, dev)
             token = sampler(logits[i : i + 1])
             sampler.observe(token)
             self.valid[row] = False
             self.valid[row, : len(seq)] = True
-            self.length[row] = len(seq)
-            self.tokens[row] = token[0]
+            self.lengths[row] = len(seq)
+            self.tokens[row] = int(token[0])
             self.samplers[row] = sampler
-            self._budget[row] = self.max_len - len(seq)
-            tokens.append(int(token[0]))
-        return tokens
+        return [self.tokens[row] for row, _, _, _ in entries]
 
     @torch.no_grad()
     def step(self) -> dict[int, int]:
@@ -357,15 +347,15 @@ class ContinuousBatch:
 
         Attention runs over the slots in use only (up to the longest row, rounded up to 64), not the whole
         cache."""
-        active = [r for r in self.active_rows if self._budget[r] > 0]
+        active = [r for r in self.active_rows if self.lengths[r] < self.max_len]
         if not active:
             return {}
         lm = self.model.language_model
-        rows = torch.arange(self.rows, device=self.length.device)
-        slot = self.length.clamp_max(self.max_len - 1)
-        self.valid[rows, slot] = True  # idle rows attend to a stale slot of their own: harmless, never read
-        used = min(self.max_len, -(-(max(int(self.length[r]) for r in active) + 1) // 64) * 64)
-        embeds = lm.embed_tokens(self.tokens.view(-1, 1))
+        dev = self.valid.device
+        slot = torch.tensor(self.lengths, device=dev).clamp_max(self.max_len - 1)
+        self.valid[torch.arange(self.rows, device=dev), slot] = True  # idle rows: their slot 0, set already
+        used = min(self.max_len, -(-(max(self.lengths[r] for r in active) + 1) // 64) * 64)
+        embeds = lm.embed_tokens(torch.tensor(self.tokens, device=dev).view(-1, 1))
         with _caches_installed(lm, self.caches):
             hidden = lm(embeds, slot.view(-1, 1), cache_pos=slot.view(-1, 1),
                         mask=self.valid[:, None, None, :used], rope_per_row=True)
@@ -377,13 +367,8 @@ class ContinuousBatch:
                 token = self.samplers[r](logits[r : r + 1])
                 self.samplers[r].observe(token)
                 chosen[r] = int(token[0])
-        for r in active:
             self.tokens[r] = chosen[r]
-            self.length[r] += 1
-            self._budget[r] -= 1
-        for r in self.free_rows:  # keep idle rows' masks to one slot
-            self.valid[r] = False
-            self.valid[r, 0] = True
+            self.lengths[r] += 1
         return {r: chosen[r] for r in active}
 
     def remove(self, row: int) -> None:
@@ -391,7 +376,7 @@ class ContinuousBatch:
         self.samplers[row] = None
         self.valid[row] = False
         self.valid[row, 0] = True
-        self.length[row] = 0
+        self.lengths[row] = 0
         self.tokens[row] = self.pad_id
 
     def close(self) -> None:

@@ -255,17 +255,26 @@ class CausalLM(nn.Module):
     def attention_modules(self) -> list[Attention]:
         return [layer.attention if self.is_internlm2 else layer.self_attn for layer in self.model.layers]
 
-    def setup_caches(self, batch: int, max_len: int, dtype=None, device=None) -> None:
-        """Allocate static KV caches [batch, kv heads, max_len, head dim] in every layer."""
+    def new_caches(self, batch: int, max_len: int) -> list[KVCache]:
+        """Fresh static KV caches [batch, kv heads, max_len, head dim], one per layer, each on its layer's
+        device (layers may span GPUs) in the model's dtype; not installed (see :meth:`setup_caches`)."""
         cfg = self.config
-        dtype = dtype or self.head.weight.dtype
+        return [KVCache(batch, cfg.num_key_value_heads, max_len, cfg.head_dim, self.head.weight.dtype,
+                        next(attn.parameters()).device)
+                for attn in self.attention_modules()]
+
+    def setup_caches(self, batch: int, max_len: int) -> None:
+        """Install static KV caches [batch, kv heads, max_len, head dim] in every layer, keeping a layer's
+        cache when it already has that shape (stale slots are never attended to: the decode mask covers
+        written slots only)."""
+        cfg = self.config
         shape = (batch, cfg.num_key_value_heads, max_len, cfg.head_dim)
-        for attn in self.attention_modules():
-            dev = torch.device(device) if device else next(attn.parameters()).device  # layers may span GPUs
-            old = attn.cache
-            if old is not None and old.k.shape == shape and old.k.dtype == dtype and old.k.device == dev:
-                continue  # reuse: stale slots are never attended to (the decode mask covers written slots)
-            attn.cache = KVCache(batch, cfg.num_key_value_heads, max_len, cfg.head_dim, dtype, dev)
+        modules = list(self.attention_modules())
+        if all(a.cache is not None and tuple(a.cache.k.shape) == shape and a.cache.k.dtype == self.head.weight.dtype
+               and a.cache.k.device == next(a.parameters()).device for a in modules):
+            return
+        for attn, cache in zip(modules, self.new_caches(batch, max_len)):
+            attn.cache = cache
 
     def clear_caches(self) -> None:
         for attn in self.attention_modules():

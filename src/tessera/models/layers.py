@@ -99,13 +99,6 @@ class KVCache(nn.Module):
             self.v.index_copy_(2, cache_pos, v)
         return self.k, self.v
 
-    def row(self, index: int) -> KVCache:
-        """A cache that reads and writes row ``index`` of this one only (a view: [1, g, k, d])."""
-        view = KVCache.__new__(KVCache)
-        nn.Module.__init__(view)
-        view.k, view.v = self.k[index : index + 1], self.v[index : index + 1]
-        return view
-
 
 def attend(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, causal: bool
