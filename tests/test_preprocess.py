@@ -274,6 +274,9 @@ def test_to_pixel_values_is_bit_identical_to_totensor_normalize():
     assert torch.equal(to_pixel_values(torch.from_numpy(tiles)), ref)  # tensor input
     assert torch.equal(P._normalise_torch(torch.from_numpy(tiles)), ref)  # the accelerator path, run on CPU
     assert torch.equal(to_pixel_values(tiles[:1]), ref[:1])  # single tile, no threads
+    with pytest.MonkeyPatch.context() as mp:  # without numba: numpy per tile, the same bits
+        mp.setattr(P.resample, "kernels_available", lambda: False)
+        assert torch.equal(to_pixel_values(tiles), ref)
     bf = to_pixel_values(tiles, dtype=torch.bfloat16, device="cpu")
     assert bf.dtype == torch.bfloat16 and bf.device.type == "cpu"
     assert torch.equal(bf, ref.to(torch.bfloat16))

@@ -307,9 +307,9 @@ _STD32 = np.array(IMAGENET_STD, np.float32).reshape(3, 1, 1)
 def _normalise_lut() -> np.ndarray:
     """float32 ``[3, 256]``: every uint8 value of each channel normalised by :func:`_normalise_tile`'s
     float32 operations, so a lookup gives the same bits."""
-    values = np.broadcast_to(np.arange(256, dtype=np.uint8)[None, :, None], (1, 256, 3)).copy()  # one 256x1 "tile"
+    values = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1).reshape(1, 256, 1, 3)  # a 256x1 "tile"
     out = np.empty((1, 3, 256, 1), np.float32)
-    _normalise_tile(values[:, :, None, :].reshape(1, 256, 1, 3), out, 0)
+    _normalise_tile(values, out, 0)
     return np.ascontiguousarray(out[0, :, :, 0])
 
 
@@ -331,8 +331,9 @@ def to_pixel_values(
 
     The same float32 operations as the official ``ToTensor`` + ``Normalize`` (``x / 255``, ``- mean``,
     ``/ std``), so the values are bit-identical, then cast to ``dtype``. With a non-CPU ``device`` the uint8
-    data (4x smaller than float32) is moved first and the normalisation runs there. On the CPU each tile is
-    normalised by numpy in the preprocessing threads (cache-sized pieces, no OpenMP team to synchronise).
+    data (4x smaller than float32) is moved first and the normalisation runs there. On the CPU a compiled
+    loop looks every value up in a table of the 256 normalised values per channel, tiles split over the
+    preprocessing threads (numpy per tile, same values, without numba).
     """
     if isinstance(tiles, torch.Tensor):
         x = tiles
@@ -348,7 +349,7 @@ def to_pixel_values(
         arr = np.ascontiguousarray(x.cpu().numpy())
         out = np.empty((arr.shape[0], 3, arr.shape[1], arr.shape[2]), np.float32)
         threads = resample.num_threads()
-        if resample.fast_path_available():  # one table lookup per value, tiles split over the threads
+        if resample.kernels_available():  # one table lookup per value, tiles split over the threads
             from tessera._kernels import normalise_tiles
 
             pieces = resample.splits(arr.shape[0], threads)

@@ -166,13 +166,22 @@ _PROBES = [((8, 8), (12, 3)), ((20, 20), (15, 10)), ((30, 16), (12, 9)), ((9, 40
 
 
 @functools.lru_cache(maxsize=1)
+def kernels_available() -> bool:
+    """Whether the compiled kernels (:mod:`tessera._kernels`, numba) can be used; compiles or loads them."""
+    try:
+        from tessera import _kernels  # noqa: F401
+    except ImportError:
+        warnings.warn("numba is not installed: preprocessing falls back to PIL and numpy (slower, same values)",
+                      stacklevel=2)
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=1)
 def pass_order() -> Callable[[int, int, int, int], bool] | None:
     """The installed Pillow's pass-order rule for the fast path, or ``None`` when the fast path must not be
     used (numba missing, or neither rule reproduces ``Image.resize`` on the probe images)."""
-    try:
-        from tessera import _kernels  # noqa: F401  (compiles or loads the kernels)
-    except ImportError:
-        warnings.warn("numba is not installed: image resizing falls back to PIL (slower, same tiles)", stacklevel=2)
+    if not kernels_available():
         return None
     rng = np.random.default_rng(1234)
     images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for (w, h), _ in _PROBES]
@@ -223,15 +232,15 @@ def _resize_fast(source: np.ndarray | Image.Image, jobs: Sequence[tuple[tuple[in
     if isinstance(source, Image.Image):  # its pixels are copied in bands, see _fill
         w, h = source.size
         src = _scratch(slot(), (h, w * 3))  # filled only if a job reads it directly (not via the transpose)
-        direct = False
     else:
         h, w = source.shape[:2]
         src = source.reshape(h, w * 3)
-        direct = True
+    direct = False  # whether a job reads ``src`` itself (else only its transposed rows are needed)
     parts = threads * PIECES_PER_THREAD if threads > 1 else 1
     stages: list[list[Task]] = [[], [], [], []]
     results, copies = [], []
     transposed = None  # [W, rows * 3]: the input rows lo .. hi, transposed, shared by the x-first jobs
+    lo = hi = 0
     x_first = []
     for i, ((ow, oh), tile) in enumerate(jobs):
         res = outs[i] if outs is not None and outs[i] is not None else (
@@ -239,17 +248,19 @@ def _resize_fast(source: np.ndarray | Image.Image, jobs: Sequence[tuple[tuple[in
         results.append(res)
         out3, t, c = (res.reshape(res.shape[0], tile, tile * 3), tile, ow // tile) if tile else (
             res.reshape(1, oh, ow * 3), oh, 1)
-        direct = direct or (ow, oh) == (w, h) or (oh != h and (ow == w or rule(w, h, ow, oh)))
         if (ow, oh) == (w, h):
+            direct = True
             copies.append((out3, src[None] if c == 1 else _as_tiles(src, t, c)))
         elif oh == h:  # x only
             x_first.append((ow, oh, 0, h, None, out3, t, c))
         elif ow == w:  # y only
+            direct = True
             stages[3] += _rows_tasks(src, pillow_weights(h, oh), out3, t, c, parts)
         elif not rule(w, h, ow, oh):  # x then y; the x pass only needs the rows the y pass reads
             ys = pillow_weights(h, oh)
             x_first.append((ow, oh, int(ys.start[0]), int(ys.start[-1] + ys.length[-1]), ys, out3, t, c))
         else:  # y then x
+            direct = True
             mid = _scratch(slot(), (oh, w * 3))
             stages[0] += _rows_tasks(src, pillow_weights(h, oh), mid[None], oh, 1, parts)
             mid_t = _scratch(slot(), (w, oh * 3))
@@ -268,16 +279,14 @@ def _resize_fast(source: np.ndarray | Image.Image, jobs: Sequence[tuple[tuple[in
         for ow, oh, _, _, ys, out3, t, c in x_first:
             xt = _scratch(slot(), (ow, (hi - lo) * 3))
             stages[1] += _rows_tasks(transposed, pillow_weights(w, ow), xt[None], ow, 1, parts)
-            if ys is None:  # x only: transpose back, then into the result
-                plain = _scratch(slot(), (hi - lo, ow * 3))
-                stages[2] += _transpose_tasks(xt, plain, parts)
-                copies.append((out3, plain.reshape(1, oh, ow * 3) if c == 1 else _as_tiles(plain, t, c)))
+            back = _scratch(slot(), (hi - lo, ow * 3))
+            stages[2] += _transpose_tasks(xt, back, parts)
+            if ys is None:  # x only: the transposed-back image is the result
+                copies.append((out3, back.reshape(1, oh, ow * 3) if c == 1 else _as_tiles(back, t, c)))
             else:
-                back = _scratch(slot(), (hi - lo, ow * 3))
-                stages[2] += _transpose_tasks(xt, back, parts)
                 stages[3] += _rows_tasks(back, _shifted(ys, lo), out3, t, c, parts)
     if isinstance(source, Image.Image):
-        _fill(source, src if direct else None, transposed if x_first else None, lo if x_first else 0, threads)
+        _fill(source, src if direct else None, transposed, lo, threads)
     _run(stages, threads)
     for dest, value in copies:
         np.copyto(dest, value.reshape(dest.shape))
