@@ -302,10 +302,22 @@ def _check_jpeg_size(width: int, height: int, max_pixels: int | None, what: str)
         )
 
 
+def _starts_like_jpeg(data: bytes | Path) -> bool:
+    if isinstance(data, Path):
+        try:
+            with open(data, "rb") as f:
+                head = f.read(len(jpeg.JPEG_MAGIC))
+        except OSError:  # PIL's path reports it
+            return False
+    else:
+        head = bytes(data[: len(jpeg.JPEG_MAGIC)])
+    return head == jpeg.JPEG_MAGIC
+
+
 def _decode(data: bytes | Path, max_pixels: int | None, what: str, fast_jpeg: bool = False) -> Image.Image | np.ndarray:
     """Open, check the header size against ``max_pixels``, then decode fully (truncation is an error).
     With ``fast_jpeg``, a YCbCr/grayscale JPEG comes back as an RGB uint8 array (:mod:`tessera.jpeg`)."""
-    if fast_jpeg:
+    if fast_jpeg and _starts_like_jpeg(data):  # other files are not read twice
         raw = data.read_bytes() if isinstance(data, Path) else bytes(data)
         arr = jpeg.decode_rgb(raw, lambda w, h: _check_jpeg_size(w, h, max_pixels, what))
         if arr is not None:

@@ -135,10 +135,6 @@ class ContinuousRunner:
         self.rows: dict[int, _Row] = {}
 
     @property
-    def max_len(self) -> int:
-        return self.batch.max_len
-
-    @property
     def free(self) -> int:
         return self.batch.rows - len(self.rows)
 

@@ -141,27 +141,30 @@ class Engine:
         return job
 
     # ------------------------------------------------------------------ worker side
-    def _next_batch(self) -> list[Job] | None:
+    def _take(self, limit: int, busy: bool = False, mark_running: bool = False) -> list[Job] | None:
+        """Wait for a waiting job (unless ``busy``: rows are decoding), then take up to ``limit`` of them,
+        failing those already gone or past their deadline. ``None`` when the engine stops."""
         with self._cond:
-            while not self._pending and not self._stop:
+            while not self._pending and not busy and not self._stop:
                 self._cond.wait()
             if self._stop:
                 return None
-            batch: list[Job] = []
-            while self._pending and len(batch) < self.max_batch:
+            taken: list[Job] = []
+            while self._pending and len(taken) < limit:
                 job = self._pending.popleft()
                 if job.stopped():  # gone or too late before it even started
                     job.put(StepOutput(0, "", finished=True, finish_reason="cancelled"))
                     continue
-                batch.append(job)
-            self._running = batch
-            return batch
+                taken.append(job)
+            if mark_running:
+                self._running = taken
+            return taken
 
     def _work(self) -> None:
         if self.max_len is not None:
             self._work_continuous()
             return
-        while (batch := self._next_batch()) is not None:
+        while (batch := self._take(self.max_batch, mark_running=True)) is not None:
             if batch:
                 self._run(batch)
             with self._cond:
@@ -188,28 +191,12 @@ class Engine:
                 job.put(StepOutput(0, "", finished=True, finish_reason="cancelled"))
 
     # ------------------------------------------------------------------ continuous batching
-    def _admit(self, free: int, active: int) -> list[Job] | None:
-        """Wait for work; take up to ``free`` waiting jobs (``None`` when stopping)."""
-        with self._cond:
-            while not self._pending and not active and not self._stop:
-                self._cond.wait()
-            if self._stop:
-                return None
-            new: list[Job] = []
-            while self._pending and len(new) < free:
-                job = self._pending.popleft()
-                if job.stopped():
-                    job.put(StepOutput(0, "", finished=True, finish_reason="cancelled"))
-                    continue
-                new.append(job)
-            return new
-
     def _work_continuous(self) -> None:
         runner = self.vlm.continuous(rows=self.max_batch, max_len=self.max_len)
         jobs: dict[int, Job] = {}  # row -> job
         busy = False
         try:
-            while (new := self._admit(runner.free, len(jobs))) is not None:
+            while (new := self._take(runner.free, busy=bool(jobs))) is not None:
                 self.stats.requests += len(new)
                 added = runner.add_many([job.request for job in new]) if new else []
                 for job, item in zip(new, added):
@@ -237,7 +224,7 @@ class Engine:
                 self.stats.largest_batch = max(self.stats.largest_batch, len(jobs))
                 try:
                     outputs = runner.step()
-                except Exception as e:  # fail the rows in flight, start over with a fresh cache
+                except Exception as e:  # fail the rows in flight and free them; go on with new requests
                     log.exception("a decode step of %d request(s) failed", len(jobs))
                     for row, job in jobs.items():
                         job.put(e)
