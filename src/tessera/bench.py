@@ -141,73 +141,58 @@ def _workload(cfg: ChatConfig, s: BenchSettings, batch: int, device) -> Batch:
     return Batch.from_ids(rows, 0, pixels.to(device), device)
 
 
-def run_continuous(model, cfg, s: BenchSettings, device) -> dict[str, float]:
-    """The server's continuous-batching path (:class:`ContinuousBatch`): prefill into rows, eager steps."""
-    one = _workload(cfg, s, 1, device)
-    pv = one.pixel_values.to(model.language_model.head.weight.dtype)
-    with torch.no_grad():
-        vision = _timed(lambda: model.extract_feature(pv), device, s.repeats)
-    max_len = one.input_ids.shape[1] + s.new_tokens + 1
-    params = SamplingParams(max_new_tokens=s.new_tokens)
-
-    def entries(batch: Batch) -> list:
-        per = s.tiles
-        return [(i, batch.input_ids[i].tolist(), batch.pixel_values[i * per : (i + 1) * per], params)
-                for i in range(batch.input_ids.shape[0])]
-
-    def first_token(batch: Batch):
-        cb = ContinuousBatch(model, batch.input_ids.shape[0], max_len, 0)
-        cb.add_many(entries(batch))
-
-    def full(batch: Batch):
-        cb = ContinuousBatch(model, batch.input_ids.shape[0], max_len, 0)
-        cb.add_many(entries(batch))
-        for _ in range(s.new_tokens - 1):
-            cb.step()
-
-    ttft = _timed(lambda: first_token(one), device, s.repeats)
-    t_long = _timed(lambda: full(one), device, s.repeats)
-    many = _workload(cfg, s, s.batch, device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    t_batch = _timed(lambda: full(many), device, max(1, s.repeats - 1))
-    batch_ttft = _timed(lambda: first_token(many), device, 1)
-    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
-    return {"vision_ms": 1e3 * vision, "ttft_ms": 1e3 * ttft, "decode_tok_s": (s.new_tokens - 1) / max(t_long - ttft, 1e-9),
-            "batch_tok_s": s.batch * s.new_tokens / t_batch, "batch_ttft_ms": 1e3 * batch_ttft,
-            "peak_mem_gib": peak}
-
-
-def run_mode(model, cfg, s: BenchSettings, mode: str, device) -> dict[str, float]:
-    if mode == "continuous":
-        return run_continuous(model, cfg, s, device)
+def _generate_fns(model, s: BenchSettings, mode: str, max_len: int):
+    """``first_token(batch)`` and ``full(batch)`` through :func:`generate` (eager, or compiled for "fast")."""
     compile = mode == "fast"
     check = 16 if compile else 1
-    one = _workload(cfg, s, 1, device)
-    pv = one.pixel_values.to(model.language_model.head.weight.dtype)
-    with torch.no_grad():
-        vision = _timed(lambda: model.extract_feature(pv), device, s.repeats)
 
-    def first_token(batch):
+    def first_token(batch: Batch) -> None:
         params = [SamplingParams(max_new_tokens=1)] * batch.input_ids.shape[0]
         for tokens in generate(model, batch, params, 0, compile=compile):
             tokens.cpu()
             break
 
+    def full(batch: Batch) -> None:
+        params = [SamplingParams(max_new_tokens=s.new_tokens)] * batch.input_ids.shape[0]
+        torch.stack(list(generate(model, batch, params, 0, compile=compile, check_every=check))).cpu()
+
+    return first_token, full
+
+
+def _continuous_fns(model, s: BenchSettings, mode: str, max_len: int):
+    """The same through the server's continuous batching (:class:`ContinuousBatch`: prefill into rows,
+    eager steps)."""
+    params = SamplingParams(max_new_tokens=s.new_tokens)
+
+    def prefilled(batch: Batch) -> ContinuousBatch:
+        cb = ContinuousBatch(model, batch.input_ids.shape[0], max_len, 0)
+        per = s.tiles
+        cb.add_many([(i, batch.input_ids[i].tolist(), batch.pixel_values[i * per : (i + 1) * per], params)
+                     for i in range(batch.input_ids.shape[0])])
+        return cb
+
+    def full(batch: Batch) -> None:
+        cb = prefilled(batch)
+        for _ in range(s.new_tokens - 1):
+            cb.step()
+
+    return prefilled, full
+
+
+def run_mode(model, cfg, s: BenchSettings, mode: str, device) -> dict[str, float]:
+    one = _workload(cfg, s, 1, device)
+    pv = one.pixel_values.to(model.language_model.head.weight.dtype)
+    with torch.no_grad():
+        vision = _timed(lambda: model.extract_feature(pv), device, s.repeats)
+    fns = _continuous_fns if mode == "continuous" else _generate_fns
+    first_token, full = fns(model, s, mode, one.input_ids.shape[1] + s.new_tokens + 1)
     ttft = _timed(lambda: first_token(one), device, s.repeats)
-
-    def full(batch, new):
-        params = [SamplingParams(max_new_tokens=new)] * batch.input_ids.shape[0]
-        out = list(generate(model, batch, params, 0, compile=compile, check_every=check))
-        torch.stack(out).cpu()
-        return len(out)
-
-    t_long = _timed(lambda: full(one, s.new_tokens), device, s.repeats)
+    t_long = _timed(lambda: full(one), device, s.repeats)
     decode = (s.new_tokens - 1) / max(t_long - ttft, 1e-9)
     many = _workload(cfg, s, s.batch, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    t_batch = _timed(lambda: full(many, s.new_tokens), device, max(1, s.repeats - 1))
+    t_batch = _timed(lambda: full(many), device, max(1, s.repeats - 1))
     batch_ttft = _timed(lambda: first_token(many), device, 1)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
     model.language_model.clear_caches()
