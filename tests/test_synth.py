@@ -196,12 +196,48 @@ def test_read_answer_is_the_text_in_the_box(dataset):
     assert checked >= 2
 
 
-def test_every_question_and_answer_is_in_the_corpus(dataset):
-    corpus = set(text_corpus(chinese=True))
+@pytest.fixture(scope="module")
+def described(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("described")
+    generate(out, n_train=24, n_test=8, seed=4, tasks=("count", "position", "describe"), train_turns=4,
+             weights={"count": 1.0, "position": 1.0, "describe": 2.0}, progress=False, chinese=False)
+    return out
+
+
+def test_describe_is_a_training_only_turn_of_its_own(described):
+    test = _records(described, "test")
+    assert Counter(r["task"] for r in test) == {"count": 4, "position": 4}
+    train = _records(described, "train")
+    alone = [r for r in train if "describe" in r["tasks"]]
+    assert alone and any(len(r["tasks"]) > 1 for r in train)
+    for r in alone:  # a description beside other turns would let their answers be copied from it
+        assert r["tasks"] == ["describe"]
+
+
+def test_describe_lists_every_shape_as_the_pixels_show(described):
+    checked = 0
+    for r in _records(described, "train"):
+        if r["task"] != "describe":
+            continue
+        answer = r["conversations"][1]["value"]
+        rows = [line.split(": ") for line in answer.split("\n")]
+        listed = [(what.split()[0], pos) for pos, what in rows]
+        blobs = _shape_blobs(Image.open(described / r["image"]))
+        assert sorted(listed) == sorted(blobs), (r["id"], answer)
+        assert [V.POSITIONS.index(pos) for pos, _ in rows] == sorted(V.POSITIONS.index(pos) for pos, _ in rows)
+        checked += 1
+    assert checked >= 3
+
+
+def test_every_question_and_answer_is_in_the_corpus(dataset, described):
+    corpus = set(text_corpus(chinese=True, describe=True))
     assert V.SYSTEM_MESSAGE in corpus
-    for r in _records(dataset, "train") + _records(dataset, "test"):
-        for c in r["conversations"]:
-            assert c["value"].removeprefix("<image>\n") in corpus, c["value"]
+    assert not set(text_corpus(chinese=True)) >= {"Describe the image.", "center: red star"}
+    for out in (dataset, described):
+        for r in _records(out, "train") + _records(out, "test"):
+            for c in r["conversations"]:
+                for line in c["value"].removeprefix("<image>\n").split("\n"):  # a description: one per shape
+                    assert line in corpus, c["value"]
 
 
 def test_bad_arguments_are_explained(tmp_path):

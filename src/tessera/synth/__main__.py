@@ -19,7 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tile-size", type=int, default=112, help="the model's tile side in pixels (default 112)")
     parser.add_argument("--max-tiles", type=int, default=12, help="the model's max_dynamic_patch (default 12)")
-    parser.add_argument("--tasks", default=",".join(V.TASKS), help=f"comma-separated subset of {','.join(V.TASKS)}")
+    parser.add_argument(
+        "--tasks", default=",".join(V.TASKS),
+        help=f"comma-separated subset of {','.join(V.TASKS)}, plus the training-only {','.join(V.TRAIN_TASKS)}",
+    )
     parser.add_argument("--train-turns", type=int, default=3, help="max Q/A turns per train image (default 3)")
     parser.add_argument("--text-px", type=int, default=12, help="page text height in pixels (default 12)")
     zh = parser.add_mutually_exclusive_group()

@@ -17,11 +17,12 @@ def _fill(templates: tuple[str, ...], **choices: list[str]) -> list[str]:
     return out
 
 
-def text_corpus(chinese: bool = True) -> list[str]:
+def text_corpus(chinese: bool = True, describe: bool = False) -> list[str]:
     """Lines of text: system messages, role names, every question and answer, page words, numbers and labels.
 
     Deterministic (same list every call). ``chinese`` adds the Chinese phrasings and colour names; the tokenizer
     of the bundled model is trained with them whether or not the data uses them, so it is independent of fonts.
+    ``describe`` adds the questions and answer lines of the training-only ``describe`` task.
     Chat special tokens (``<|im_start|>`` ...) are not included: the tokenizer adds them as whole pieces; role
     names and newlines are, in the shape the internlm2-chat template gives them.
     """
@@ -42,6 +43,9 @@ def text_corpus(chinese: bool = True) -> list[str]:
     lines += list(V.WORDS) + list(V.CHART_LABELS)
     lines += [str(n) for n in range(V.NUMBER_RANGE[0], V.NUMBER_RANGE[1] + 1)]
     lines += [" ".join(V.WORDS[i : i + 8]) for i in range(0, len(V.WORDS), 8)]  # words as they sit on a page
+    if describe:  # off by default: the shipped model's tokenizer was trained without them, and stays reproducible
+        lines += list(V.Q_DESCRIBE)
+        lines += [f"{pos}: {c} {k}" for pos in V.POSITIONS for c in colors for k in kinds]
     if chinese:
         zh_colors, zh_kinds = [V.COLORS_ZH[c] for c in colors], [V.SHAPES_ZH[k] for k in kinds]
         lines += list(V.Q_COUNT_ALL_ZH)

@@ -30,7 +30,8 @@ from . import vocab as V
 from .fonts import cjk_font_path, font_info
 
 SPLITS = ("train", "test")
-DEFAULT_WEIGHTS = {"count": 1.0, "color": 1.0, "shape": 1.0, "position": 1.0, "read": 2.0, "chart": 1.0}
+DEFAULT_WEIGHTS = {"count": 1.0, "color": 1.0, "shape": 1.0, "position": 1.0, "read": 2.0, "chart": 1.0,
+                   "describe": 1.0}
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ class SynthConfig:
 
     tile_size: the model's tile side; pages and charts are whole multiples of it.
     max_tiles: the model's max_dynamic_patch; pages/charts never need more tiles than this.
-    tasks: which tasks to generate (subset of vocab.TASKS).
+    tasks: which tasks to generate (subset of vocab.TASKS + vocab.TRAIN_TASKS; the training-only tasks are left
+        out of the test split, and each of their samples has that one turn).
     weights: relative frequency of each task as the first turn of a train sample.
     train_turns: up to this many Q/A turns per train image (test: always 1).
     text_px: page text height; legible in full tiles, not when the page is squashed into one tile.
@@ -68,9 +70,9 @@ class SynthConfig:
 
     def resolved(self) -> SynthConfig:
         """Check the values and fix ``chinese`` (None -> whether a CJK font is installed)."""
-        unknown = [t for t in self.tasks if t not in V.TASKS]
+        unknown = [t for t in self.tasks if t not in V.TASKS + V.TRAIN_TASKS]
         if unknown or not self.tasks:
-            raise ValueError(f"unknown or no tasks {unknown or self.tasks}; choose from {V.TASKS}")
+            raise ValueError(f"unknown or no tasks {unknown or self.tasks}; choose from {V.TASKS + V.TRAIN_TASKS}")
         if self.tile_size < 28 or self.tile_size % 14:
             raise ValueError(f"tile_size={self.tile_size} must be a multiple of 14 (the patch size), >= 28")
         if not 0 <= self.number_fraction <= 1 or not 0 <= self.zh_fraction <= 1:
@@ -98,14 +100,16 @@ def make_sample(cfg: SynthConfig, seed: int, split: str, index: int) -> tuple[Im
     """Build sample ``index`` of ``split``: its image and its (task, question, answer) turns."""
     rng = sample_rng(seed, split, index)
     if split == "test":
-        first, n_turns = cfg.tasks[index % len(cfg.tasks)], 1
+        bench = [t for t in cfg.tasks if t in V.TASKS]
+        first, n_turns = bench[index % len(bench)], 1
     else:
         first = rng.choices(cfg.tasks, weights=[cfg.weights[t] for t in cfg.tasks])[0]
-        n_turns = rng.randint(1, cfg.train_turns)
+        n_turns = 1 if first in V.TRAIN_TASKS else rng.randint(1, cfg.train_turns)
     kind = V.TASK_KIND[first]
     if kind == "document":  # one turn per marked box, and there are len(BOX_COLORS) box colours
         n_turns = min(n_turns, len(V.BOX_COLORS))
-    same_kind = [t for t in cfg.tasks if V.TASK_KIND[t] == kind]
+    # A description in the same chat would let later answers be copied from it instead of read from the image.
+    same_kind = [t for t in cfg.tasks if V.TASK_KIND[t] == kind and t not in V.TRAIN_TASKS]
     turn_tasks = [first] + [rng.choice(same_kind) for _ in range(n_turns - 1)]
 
     if kind == "shapes":

@@ -121,8 +121,19 @@ def ask(rng: random.Random, shapes: list[Shape], task: str, chinese: bool = Fals
             return rng.choice(V.Q_SHAPE_COLOR).format(color=color), by_color[color][0].kind, ("shape", by_color[color][0].cell)
         shape = rng.choice(shapes)
         return rng.choice(V.Q_SHAPE_POS).format(pos=V.POSITIONS[shape.cell]), shape.kind, ("shape", shape.cell)
+    if task == "describe":
+        return rng.choice(V.Q_DESCRIBE), describe(shapes), ("describe",)
     if task == "position":
         shape = rng.choice(shapes)
         q = rng.choice(V.Q_POSITION).format(color=shape.color, kind=shape.kind)
         return q, V.POSITIONS[shape.cell], ("position", shape.cell)
-    raise ValueError(f"shapes cannot answer task {task!r}; expected count, color, shape or position")
+    raise ValueError(f"shapes cannot answer task {task!r}; expected count, color, shape, position or describe")
+
+
+def describe(shapes: list[Shape]) -> str:
+    """Every shape, row-major by cell, one line each (``top left: red circle``).
+
+    A training-only answer: each shape's place, colour and kind are supervised, so the model gets a dense,
+    grounded signal per image instead of one or two answer tokens. Empty cells are not listed: an "empty"
+    line would be the most likely answer for most cells and let the model score well without looking."""
+    return "\n".join(f"{V.POSITIONS[s.cell]}: {s.color} {s.kind}" for s in sorted(shapes, key=lambda s: s.cell))
