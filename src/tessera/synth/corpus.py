@@ -35,6 +35,9 @@ def text_corpus(chinese: bool = True, describe: bool = False) -> list[str]:
     lines += _fill(V.Q_COLOR_POS + V.Q_SHAPE_POS, pos=list(V.POSITIONS))
     lines += _fill(V.Q_SHAPE_COLOR, color=colors)
     lines += _fill(V.Q_POSITION, color=colors, kind=kinds)
+    if describe:  # off by default: the shipped model's tokenizer was trained without them, and stays reproducible
+        lines += list(V.Q_DESCRIBE)
+        lines += [f"{pos}: {c} {k}" for pos in V.POSITIONS for c in colors for k in kinds]
     lines += _fill(V.Q_READ, box=list(V.BOX_COLORS))
     lines += _fill(V.Q_CHART_VALUE, label=list(V.CHART_LABELS))
     lines += list(V.Q_CHART_MAX + V.Q_CHART_MIN + V.Q_BAR_MAX + V.Q_BAR_MIN)
@@ -43,9 +46,6 @@ def text_corpus(chinese: bool = True, describe: bool = False) -> list[str]:
     lines += list(V.WORDS) + list(V.CHART_LABELS)
     lines += [str(n) for n in range(V.NUMBER_RANGE[0], V.NUMBER_RANGE[1] + 1)]
     lines += [" ".join(V.WORDS[i : i + 8]) for i in range(0, len(V.WORDS), 8)]  # words as they sit on a page
-    if describe:  # off by default: the shipped model's tokenizer was trained without them, and stays reproducible
-        lines += list(V.Q_DESCRIBE)
-        lines += [f"{pos}: {c} {k}" for pos in V.POSITIONS for c in colors for k in kinds]
     if chinese:
         zh_colors, zh_kinds = [V.COLORS_ZH[c] for c in colors], [V.SHAPES_ZH[k] for k in kinds]
         lines += list(V.Q_COUNT_ALL_ZH)
