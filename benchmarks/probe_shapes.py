@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     vlm = tessera.load(args.checkpoint, device="cpu", dtype="float32")
     right = dict.fromkeys(TASKS, 0)
     for i in range(args.n):
-        image, scene = shapes.draw_scene(dataset.sample_rng(args.seed, "probe", i), 112, max_shapes=args.max_shapes)
+        rng = dataset.sample_rng(args.seed, "probe", i)
+        image, scene = shapes.draw_scene(rng, vlm.config.image_size, max_shapes=args.max_shapes)
         for task in TASKS:
             question, answer, _ = shapes.ask(random.Random(i), scene, task)
             right[task] += vlm.chat(question, image, max_tiles=args.max_tiles, max_new_tokens=8) == answer

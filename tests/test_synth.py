@@ -243,6 +243,8 @@ def test_every_question_and_answer_is_in_the_corpus(dataset, described):
 def test_bad_arguments_are_explained(tmp_path):
     with pytest.raises(ValueError, match="choose from"):
         generate(tmp_path, n_train=1, n_test=0, tasks=("count", "ocr"), progress=False)
+    with pytest.raises(ValueError, match="training-only"):
+        generate(tmp_path, n_train=1, n_test=1, tasks=("describe",), progress=False)
     with pytest.raises(ValueError, match="multiple of 14"):
         generate(tmp_path, n_train=1, n_test=0, tile_size=100, progress=False)
     with pytest.raises(ValueError, match="max_tiles"):

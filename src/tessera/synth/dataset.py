@@ -70,9 +70,10 @@ class SynthConfig:
 
     def resolved(self) -> SynthConfig:
         """Check the values and fix ``chinese`` (None -> whether a CJK font is installed)."""
-        unknown = [t for t in self.tasks if t not in V.TASKS + V.TRAIN_TASKS]
+        known = V.TASKS + V.TRAIN_TASKS
+        unknown = [t for t in self.tasks if t not in known]
         if unknown or not self.tasks:
-            raise ValueError(f"unknown or no tasks {unknown or self.tasks}; choose from {V.TASKS + V.TRAIN_TASKS}")
+            raise ValueError(f"unknown or no tasks {unknown or self.tasks}; choose from {known}")
         if self.tile_size < 28 or self.tile_size % 14:
             raise ValueError(f"tile_size={self.tile_size} must be a multiple of 14 (the patch size), >= 28")
         if not 0 <= self.number_fraction <= 1 or not 0 <= self.zh_fraction <= 1:
@@ -192,6 +193,8 @@ def generate(
     if n_train < 0 or n_test < 0:
         raise ValueError(f"sample counts must be >= 0, got n_train={n_train}, n_test={n_test}")
     cfg = SynthConfig(tile_size=tile_size, tasks=tuple(tasks), **options).resolved()
+    if n_test and not any(t in V.TASKS for t in cfg.tasks):
+        raise ValueError(f"tasks {cfg.tasks} are training-only: a test split needs one of {V.TASKS} (or n_test=0)")
     out = Path(out_dir).resolve()
     jobs = []
     for split, n in zip(SPLITS, (n_train, n_test)):
