@@ -41,3 +41,24 @@ def test_probe_shapes_scores_the_bundled_model(capsys):
     assert _script("probe_shapes").main([str(default_model_path()), "--n", "2"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"color \d+% position \d+% shape \d+% \(2 scenes\)", out), out
+
+
+def test_bundle_build_runs_the_three_stages_in_order(tmp_path):
+    """The bundle command's build (tiny sizes, one step per stage): each stage starts from the one before and
+    the held-out split is the fixed seed-0 test set, whatever the training sizes."""
+    import json
+
+    from tessera.synth import bundle
+
+    quick = ["optim.max_steps=1", "optim.per_device_batch_size=2", "optim.warmup_steps=0", "run.plot=false"]
+    sizes = {name: 3 for name in bundle.DATA}
+    final = bundle.build(tmp_path, sizes=sizes, n_test=6, workers=1,
+                         overrides={1: quick, 2: quick, 3: [*quick, "model.max_dynamic_patch=2"]})
+    assert final == tmp_path / "stage3" / "final" and (final / "model.safetensors").exists()
+    for stage in (2, 3):
+        recipe = (tmp_path / f"stage{stage}" / "recipe.yaml").read_text()
+        assert f"model_name_or_path: {tmp_path / f'stage{stage - 1}' / 'final'}" in recipe
+    test = [json.loads(line) for line in (tmp_path / "data-test" / "test.jsonl").read_text().splitlines()]
+    assert [r["task"] for r in test] == ["count", "color", "shape", "position", "read", "chart"]
+    stage1 = [json.loads(line) for line in (tmp_path / "data-stage1" / "train.jsonl").read_text().splitlines()]
+    assert len(stage1) == 3 and all(r["task"] in bundle.SHAPE_TASKS for r in stage1)

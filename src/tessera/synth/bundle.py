@@ -1,14 +1,17 @@
 """Build tessera's bundled model end to end: ``python -m tessera.synth.bundle [--install]``.
 
-1. generate the synthetic data (stage-1 easy tasks; stage-2 all tasks + the held-out test split),
-2. train the sentencepiece tokenizer on the synthetic text (InternLM2 layout),
-3. train stage 1 and stage 2 with the recipes ``tessera/recipes/tessera-tiny-stage{1,2}.yaml``,
+1. generate the synthetic data: stage 1 one-shape scenes, stage 2 full shape scenes, stage 3 every task, and
+   the held-out test split (100 images per task),
+2. train the sentencepiece tokenizer on the synthetic text (InternLM2 layout, describe lines included),
+3. train three curriculum stages with ``tessera/recipes/tessera-tiny-stage{1,2,3}.yaml``: one shape at one
+   tile, full scenes at one tile, then every task with up to 12 tiles (each from the previous checkpoint),
 4. evaluate the held-out split with ``tessera eval --bench synth`` at max_tiles 1, 4 and 12 (the dynamic
    high-resolution ablation, with its plot),
 5. with ``--install``, copy the final checkpoint into ``tessera/assets/tessera-tiny`` (the default model of
    ``tessera.load()``, ``tessera chat`` and ``tessera serve``) and the ablation report into ``docs/``.
 
-Everything is seeded; the same command on the same software gives the same model.
+Everything is seeded; the same command on the same software gives the same model. Every step is resumable:
+data, tokenizer and finished stages are kept, and an interrupted stage resumes from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -21,45 +24,55 @@ from pathlib import Path
 
 from ..train import TrainConfig, run_training
 from . import generate, text_corpus
+from . import vocab as V
 from .tokenizer import train_tokenizer
 
-STAGE1_TASKS = ("count", "color", "shape")
+SHAPE_TASKS = ("count", "color", "shape", "position", "describe")
 MODEL_FILES = ("config.json", "model.safetensors", "generation_config.json", "tokenizer.model",
                "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
+# (data directory, generate() arguments) per stage; the held-out split is its own directory.
+DATA = {
+    "data-stage1": dict(seed=11, tasks=SHAPE_TASKS, max_shapes=1,
+                        weights={"count": 0.3, "color": 1.0, "shape": 1.0, "position": 1.0, "describe": 1.0}),
+    "data-stage2": dict(seed=12, tasks=SHAPE_TASKS),
+    "data-stage3": dict(seed=13, tasks=(*V.TASKS, "describe"),
+                        weights={"count": 1.0, "color": 1.0, "shape": 1.0, "position": 1.0, "describe": 1.0,
+                                 "read": 1.5, "chart": 1.0}),
+}
+COMMON = dict(tile_size=112, chinese=True, number_fraction=0.2, train_turns=6)
 
 
-def build(out: Path, *, n_stage1: int, n_stage2: int, n_test: int, workers: int, seed: int = 0,
-          overrides1: list[str] = (), overrides2: list[str] = ()) -> Path:
+def make_data(out: Path, sizes: dict[str, int], n_test: int, workers: int) -> None:
+    """Write each stage's training data and the held-out split (skipping what is already there)."""
+    for (name, args), n in zip(DATA.items(), sizes.values()):
+        if not (out / name / "meta_train.json").exists():
+            generate(out / name, n_train=n, n_test=0, workers=workers, **COMMON, **args)
+    if not (out / "data-test" / "meta_test.json").exists():  # the same held-out images as every earlier build
+        generate(out / "data-test", n_train=0, n_test=n_test, seed=0, workers=workers, **COMMON)
+
+
+def build(out: Path, *, sizes: dict[str, int], n_test: int, workers: int,
+          overrides: dict[int, list[str]] | None = None) -> Path:
     """Run steps 1-3; returns the final checkpoint directory."""
     out.mkdir(parents=True, exist_ok=True)
-    common = dict(tile_size=112, workers=workers, chinese=True, number_fraction=0.2, train_turns=6)
-    if not (out / "stage1-data" / "meta_train.json").exists():
-        generate(out / "stage1-data", n_train=n_stage1, n_test=0, seed=seed + 1, tasks=STAGE1_TASKS, big_shapes=True,
-                 **common)
-    if not (out / "data" / "meta_test.json").exists():
-        generate(out / "data", n_train=n_stage2, n_test=n_test, seed=seed, **common,
-                 weights={"read": 4.0, "count": 1.0, "color": 1.0, "shape": 1.0, "position": 1.0, "chart": 1.0})
+    make_data(out, sizes, n_test, workers)
     tok = out / "tokenizer"
     if not (tok / "tokenizer.model").exists():
-        train_tokenizer(tok, text_corpus(chinese=True), vocab_size=1000)
+        train_tokenizer(tok, text_corpus(chinese=True, describe=True), vocab_size=1000)
 
-    stage1 = TrainConfig.from_yaml("tessera-tiny-stage1", [
-        f"model.tokenizer_path={tok}", f"data.meta_path={out / 'stage1-data' / 'meta_train.json'}",
-        f"run.output_dir={out / 'stage1'}", "run.resume=true" if (out / "stage1").exists() else "run.resume=false",
-        *overrides1,
-    ])
-    final1 = out / "stage1" / "final"
-    if not final1.exists():
-        run_training(stage1)
-    stage2 = TrainConfig.from_yaml("tessera-tiny-stage2", [
-        f"model.model_name_or_path={final1}", f"data.meta_path={out / 'data' / 'meta_train.json'}",
-        f"run.output_dir={out / 'stage2'}", "run.resume=true" if (out / "stage2").exists() else "run.resume=false",
-        *overrides2,
-    ])
-    final2 = out / "stage2" / "final"
-    if not final2.exists():
-        run_training(stage2)
-    return final2
+    previous = None
+    for stage in (1, 2, 3):
+        run_dir = out / f"stage{stage}"
+        start = [f"model.tokenizer_path={tok}"] if previous is None else [f"model.model_name_or_path={previous}"]
+        config = TrainConfig.from_yaml(f"tessera-tiny-stage{stage}", [
+            *start, f"data.meta_path={out / f'data-stage{stage}' / 'meta_train.json'}",
+            f"run.output_dir={run_dir}", f"run.resume={'true' if run_dir.exists() else 'false'}",
+            *(overrides or {}).get(stage, []),
+        ])
+        previous = run_dir / "final"
+        if not previous.exists():
+            run_training(config)
+    return previous
 
 
 def ablation(ckpt: Path, data: Path, out: Path, tiles: str = "1,4,12") -> Path:
@@ -74,7 +87,7 @@ def ablation(ckpt: Path, data: Path, out: Path, tiles: str = "1,4,12") -> Path:
 
 
 def install(ckpt: Path, eval_dir: Path, repo: Path) -> None:
-    """Copy the model into the package and the ablation report/plot into docs/."""
+    """Copy the model into the package, and the ablation report/plot and each stage's loss curve into docs/."""
     dest = Path(__file__).resolve().parent.parent / "assets" / "tessera-tiny"
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
@@ -85,24 +98,32 @@ def install(ckpt: Path, eval_dir: Path, repo: Path) -> None:
     for item in eval_dir.iterdir():
         if item.suffix in (".md", ".json", ".png"):
             shutil.copy2(item, docs / item.name)
+    for scores in eval_dir.glob("synth/tiles-*/scores.json"):
+        shutil.copy2(scores, docs / f"scores-{scores.parent.name}.json")
+    for stage in (1, 2, 3):
+        curve = ckpt.parent.parent / f"stage{stage}" / "loss.png"
+        if curve.exists():
+            shutil.copy2(curve, docs / f"stage{stage}-loss.png")
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Build tessera's bundled model (data, tokenizer, 2 stages, ablation).")
+    ap = argparse.ArgumentParser(description="Build tessera's bundled model (data, tokenizer, 3 stages, ablation).")
     ap.add_argument("--out", default="runs/tessera-tiny", help="work directory (resumable)")
-    ap.add_argument("--stage1", type=int, default=4000, help="stage-1 training images")
-    ap.add_argument("--stage2", type=int, default=10000, help="stage-2 training images")
+    for stage, n in zip((1, 2, 3), (10000, 12000, 8000)):
+        ap.add_argument(f"--stage{stage}", type=int, default=n, help=f"stage-{stage} training images (default {n})")
     ap.add_argument("--test", type=int, default=600, help="held-out images (100 per task)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--install", action="store_true", help="copy the result into the package and docs/")
-    ap.add_argument("--stage1-override", action="append", default=[], help="key=value for the stage-1 recipe")
-    ap.add_argument("--stage2-override", action="append", default=[], help="key=value for the stage-2 recipe")
+    for stage in (1, 2, 3):
+        ap.add_argument(f"--stage{stage}-override", action="append", default=[],
+                        help=f"key=value for the stage-{stage} recipe (repeatable)")
     args = ap.parse_args(argv)
     out = Path(args.out).resolve()
     start = time.time()
-    final = build(out, n_stage1=args.stage1, n_stage2=args.stage2, n_test=args.test, workers=args.workers,
-                  overrides1=args.stage1_override, overrides2=args.stage2_override)
-    eval_dir = ablation(final, out / "data", out / "eval")
+    sizes = {name: getattr(args, f"stage{i}") for i, name in enumerate(DATA, 1)}
+    overrides = {i: getattr(args, f"stage{i}_override") for i in (1, 2, 3)}
+    final = build(out, sizes=sizes, n_test=args.test, workers=args.workers, overrides=overrides)
+    eval_dir = ablation(final, out / "data-test", out / "eval")
     (out / "build.json").write_text(json.dumps({"final": str(final), "seconds": time.time() - start}, indent=2))
     if args.install:
         install(final, eval_dir, Path.cwd())
