@@ -62,3 +62,16 @@ def test_bundle_build_runs_the_three_stages_in_order(tmp_path):
     assert [r["task"] for r in test] == ["count", "color", "shape", "position", "read", "chart"]
     stage1 = [json.loads(line) for line in (tmp_path / "data-stage1" / "train.jsonl").read_text().splitlines()]
     assert len(stage1) == 3 and all(r["task"] in bundle.SHAPE_TASKS for r in stage1)
+
+
+def test_bundle_command_passes_device_and_overrides_to_every_stage(tmp_path, monkeypatch):
+    from tessera.synth import bundle
+
+    seen = {}
+    monkeypatch.setattr(bundle, "build", lambda out, **kw: seen.update(kw) or out / "stage3" / "final")
+    monkeypatch.setattr(bundle, "ablation", lambda ckpt, data, out, device: seen.update(device=device) or out)
+    assert bundle.main(["--out", str(tmp_path), "--device", "cuda", "--stage2-override", "optim.max_steps=9"]) == 0
+    assert seen["device"] == "cuda"
+    assert seen["overrides"][1] == ["run.device=cuda", "run.precision=auto"]
+    assert seen["overrides"][2] == ["run.device=cuda", "run.precision=auto", "optim.max_steps=9"]
+    assert seen["sizes"] == {"data-stage1": 10000, "data-stage2": 12000, "data-stage3": 8000}

@@ -75,12 +75,12 @@ def build(out: Path, *, sizes: dict[str, int], n_test: int, workers: int,
     return previous
 
 
-def ablation(ckpt: Path, data: Path, out: Path, tiles: str = "1,4,12") -> Path:
+def ablation(ckpt: Path, data: Path, out: Path, tiles: str = "1,4,12", device: str = "cpu") -> Path:
     """``tessera eval --bench synth --max-tiles 1,4,12`` on the held-out split; returns the eval directory."""
     from ..eval.cli import main as eval_main
 
     code = eval_main(["--model", str(ckpt), "--bench", "synth", "--data", str(data), "--out", str(out),
-                      "--max-tiles", tiles, "--batch-size", "16", "--device", "cpu", "--dtype", "float32"])
+                      "--max-tiles", tiles, "--batch-size", "16", "--device", device, "--dtype", "float32"])
     if code:
         raise RuntimeError(f"tessera eval exited with {code}")
     return out
@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test", type=int, default=600, help="held-out images (100 per task)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--install", action="store_true", help="copy the result into the package and docs/")
+    ap.add_argument("--device", default="cpu",
+                    help="train and evaluate here (cpu as shipped; cuda: the same recipes, bf16 training)")
     for stage in (1, 2, 3):
         ap.add_argument(f"--stage{stage}-override", action="append", default=[],
                         help=f"key=value for the stage-{stage} recipe (repeatable)")
@@ -121,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).resolve()
     start = time.time()
     sizes = {name: getattr(args, f"stage{i}") for i, name in enumerate(DATA, 1)}
-    overrides = {i: getattr(args, f"stage{i}_override") for i in (1, 2, 3)}
+    on_device = [] if args.device == "cpu" else [f"run.device={args.device}", "run.precision=auto"]
+    overrides = {i: [*on_device, *getattr(args, f"stage{i}_override")] for i in (1, 2, 3)}
     final = build(out, sizes=sizes, n_test=args.test, workers=args.workers, overrides=overrides)
-    eval_dir = ablation(final, out / "data-test", out / "eval")
+    eval_dir = ablation(final, out / "data-test", out / "eval", device=args.device)
     (out / "build.json").write_text(json.dumps({"final": str(final), "seconds": time.time() - start}, indent=2))
     if args.install:
         install(final, eval_dir, Path.cwd())
