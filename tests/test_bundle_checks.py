@@ -75,3 +75,17 @@ def test_bundle_command_passes_device_and_overrides_to_every_stage(tmp_path, mon
     assert seen["overrides"][1] == ["run.device=cuda", "run.precision=auto"]
     assert seen["overrides"][2] == ["run.device=cuda", "run.precision=auto", "optim.max_steps=9"]
     assert seen["sizes"] == {"data-stage1": 10000, "data-stage2": 12000, "data-stage3": 8000}
+
+
+def test_bundle_plots_per_task_scores(tmp_path):
+    import json
+
+    from tessera.synth import bundle
+
+    for tiles in (1, 12):
+        run = tmp_path / "synth" / f"tiles-{tiles}"
+        run.mkdir(parents=True)
+        per_task = {t: 10.0 * tiles for t in bundle.V.TASKS}
+        (run / "scores.json").write_text(json.dumps({"max_tiles": tiles, "metrics": {"per_task": per_task}}))
+    png = bundle.plot_tasks(tmp_path, tmp_path / "per_task.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

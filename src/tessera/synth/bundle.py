@@ -86,6 +86,35 @@ def ablation(ckpt: Path, data: Path, out: Path, tiles: str = "1,4,12", device: s
     return out
 
 
+def plot_tasks(eval_dir: Path, out_png: Path) -> Path:
+    """Per-task held-out accuracy at each max_tiles (grouped bars), with the issue's targets as ticks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = sorted(eval_dir.glob("synth/tiles-*/scores.json"), key=lambda f: int(f.parent.name.split("-")[1]))
+    per_tile = {json.loads(f.read_text())["max_tiles"]: json.loads(f.read_text())["metrics"]["per_task"] for f in runs}
+    targets = {"count": 95, "color": 95, "position": 95, "read": 80}
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    width = 0.8 / max(len(per_tile), 1)
+    for k, (tiles, scores) in enumerate(per_tile.items()):
+        xs = [i + (k - (len(per_tile) - 1) / 2) * width for i in range(len(V.TASKS))]
+        ax.bar(xs, [scores.get(t, 0) for t in V.TASKS], width, label=f"max_tiles {tiles}")
+    for i, task in enumerate(V.TASKS):
+        if task in targets:
+            ax.plot([i - 0.45, i + 0.45], [targets[task]] * 2, "k--", lw=1)
+    ax.set_xticks(range(len(V.TASKS)), V.TASKS)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("held-out accuracy (%)")
+    ax.set_title("tessera-tiny on the held-out synthetic split (dashed: targets)")
+    ax.legend(fontsize=8, loc="center right")
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png
+
+
 def install(ckpt: Path, eval_dir: Path, repo: Path) -> None:
     """Copy the model into the package, and the ablation report/plot and each stage's loss curve into docs/."""
     dest = Path(__file__).resolve().parent.parent / "assets" / "tessera-tiny"
@@ -100,6 +129,7 @@ def install(ckpt: Path, eval_dir: Path, repo: Path) -> None:
             shutil.copy2(item, docs / item.name)
     for scores in eval_dir.glob("synth/tiles-*/scores.json"):
         shutil.copy2(scores, docs / f"scores-{scores.parent.name}.json")
+    plot_tasks(eval_dir, docs / "per_task.png")
     for stage in (1, 2, 3):
         curve = ckpt.parent.parent / f"stage{stage}" / "loss.png"
         if curve.exists():
