@@ -44,9 +44,9 @@ COMMON = dict(tile_size=112, chinese=True, number_fraction=0.2, train_turns=6)
 
 def make_data(out: Path, sizes: dict[str, int], n_test: int, workers: int) -> None:
     """Write each stage's training data and the held-out split (skipping what is already there)."""
-    for (name, args), n in zip(DATA.items(), sizes.values()):
+    for name, args in DATA.items():
         if not (out / name / "meta_train.json").exists():
-            generate(out / name, n_train=n, n_test=0, workers=workers, **COMMON, **args)
+            generate(out / name, n_train=sizes[name], n_test=0, workers=workers, **COMMON, **args)
     if not (out / "data-test" / "meta_test.json").exists():  # the same held-out images as every earlier build
         generate(out / "data-test", n_train=0, n_test=n_test, seed=0, workers=workers, **COMMON)
 
