@@ -93,8 +93,8 @@ def plot_tasks(eval_dir: Path, out_png: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = sorted(eval_dir.glob("synth/tiles-*/scores.json"), key=lambda f: int(f.parent.name.split("-")[1]))
-    per_tile = {json.loads(f.read_text())["max_tiles"]: json.loads(f.read_text())["metrics"]["per_task"] for f in runs}
+    results = [json.loads(f.read_text()) for f in eval_dir.glob("synth/tiles-*/scores.json")]
+    per_tile = {r["max_tiles"]: r["metrics"]["per_task"] for r in sorted(results, key=lambda r: r["max_tiles"])}
     targets = {"count": 95, "color": 95, "position": 95, "read": 80}
     fig, ax = plt.subplots(figsize=(7, 3.2))
     width = 0.8 / max(len(per_tile), 1)
