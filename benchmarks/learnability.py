@@ -1,11 +1,11 @@
-"""Can the tessera-tiny architecture, from random weights, learn where (or what colour) one shape is?
+"""Can the tessera-tiny architecture, from random weights, learn where one shape is, its colour or its kind?
 
-    python benchmarks/learnability.py [--lrs 1e-3,3e-4,1.5e-4] [--task position|color] [--steps 200]
+    python benchmarks/learnability.py [--lrs 1e-3,3e-4,1.5e-4] [--task position|color|kind] [--steps 200]
 
 The smallest vision task of the bundled model, stripped of everything else: one circle (one of the six
 synthetic colours) in one of the nine cells of a 112 px tile, 16 image tokens after a few text tokens, and
 the answer read off the last position as a 9-way (position) or 6-way (colour) classification over the LLM's
-vocabulary. Every step draws a fresh batch, so the accuracy printed for a step (measured before its update)
+vocabulary (``--task kind``: one of the four kinds, of any colour, in any cell; 4-way). Every step draws a fresh batch, so the accuracy printed for a step (measured before its update)
 is held-out accuracy. Each learning rate starts from the same random init (``init_weights``, std 0.02, as
 ``tessera train`` does from scratch) and trains with AdamW (weight decay 0.1), side by side in one run.
 
@@ -28,21 +28,24 @@ from PIL import Image, ImageDraw
 from tessera.models.internvl import InternVLChatModel
 from tessera.preprocess import to_pixel_values
 from tessera.synth import vocab as V
+from tessera.synth.shapes import _draw_shape as draw_shape
 from tessera.train.model_setup import chat_config, init_weights
 
 COLORS = list(V.COLORS)
 CELL = 112 / 3
 
 
-def draw(rng: random.Random) -> tuple[np.ndarray, str, int]:
-    """One 112x112 RGB tile with a circle: (pixels [112, 112, 3] uint8, colour name, cell 0..8)."""
+def draw(rng: random.Random, task: str) -> tuple[np.ndarray, str, str, int]:
+    """One 112x112 RGB tile with one shape: (pixels [112, 112, 3] uint8, colour, kind, cell 0..8).
+
+    position/color: a circle of a random colour in a random cell; kind: a random kind, colour and cell."""
     image = Image.new("RGB", (112, 112), (245, 245, 240))
     color, cell = rng.choice(COLORS), rng.randrange(9)
+    kind = rng.choice(V.SHAPES) if task == "kind" else "circle"
     row, col = divmod(cell, 3)
-    r = rng.uniform(0.45, 0.75) * CELL / 2
-    cx, cy = (col + 0.5) * CELL, (row + 0.5) * CELL
-    ImageDraw.Draw(image).ellipse((cx - r, cy - r, cx + r, cy + r), fill=V.COLORS[color])
-    return np.asarray(image), color, cell
+    size = rng.uniform(0.45, 0.75) * CELL
+    draw_shape(ImageDraw.Draw(image), kind, (col + 0.5) * CELL, (row + 0.5) * CELL, size, V.COLORS[color])
+    return np.asarray(image), color, kind, cell
 
 
 def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, every: int) -> list[tuple[int, float, float]]:
@@ -60,8 +63,10 @@ def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, ev
     positions = torch.arange(ids.shape[1])[None].expand(batch, -1)
     curve = []
     for step in range(1, steps + 1):
-        tiles, colors, cells = zip(*(draw(rng) for _ in range(batch)))
-        target = torch.tensor([100 + COLORS.index(c) if task == "color" else 100 + k for c, k in zip(colors, cells)])
+        tiles, colors, kinds, cells = zip(*(draw(rng, task) for _ in range(batch)))
+        labels = {"position": cells, "color": [COLORS.index(c) for c in colors],
+                  "kind": [V.SHAPES.index(k) for k in kinds]}[task]
+        target = torch.tensor([100 + k for k in labels])
         pixels = to_pixel_values(torch.from_numpy(np.stack(tiles)), dtype=torch.float32)
         hidden = model.language_model(model.embed(ids, pixel_values=pixels), positions)
         logits = model.language_model.logits(hidden[:, -1])  # [batch, vocab]
@@ -78,7 +83,7 @@ def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, ev
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lrs", default="1e-3,3e-4,1.5e-4", help="comma-separated learning rates (the first: baseline)")
-    ap.add_argument("--task", choices=("position", "color"), default="position")
+    ap.add_argument("--task", choices=("position", "color", "kind"), default="position")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--prefix", type=int, default=5, help="text tokens before the image")
@@ -87,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    chance = 1 / (9 if args.task == "position" else len(COLORS))
+    chance = 1 / {"position": 9, "color": len(COLORS), "kind": len(V.SHAPES)}[args.task]
     print(f"task {args.task} (chance {chance:.0%}), {args.steps} steps of {args.batch}, fresh batches")
     print("| lr | step | loss | held-out batch accuracy | seconds |")
     print("|---:|---:|---:|---:|---:|")

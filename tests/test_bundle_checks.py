@@ -7,6 +7,7 @@ import random
 import re
 
 import numpy as np
+import pytest
 
 from tessera.vlm import default_model_path
 
@@ -28,13 +29,19 @@ def test_learnability_reports_each_learning_rate(capsys):
                                                       ["| 0.00015", "2"]]
 
 
-def test_learnability_draws_the_named_colour_and_cell():
+@pytest.mark.parametrize("task", ["position", "kind"])
+def test_learnability_draws_the_named_colour_and_cell(task):
     learnability = _script("learnability")
-    pixels, color, cell = learnability.draw(random.Random(3))
-    row, col = divmod(cell, 3)
-    cy, cx = int((row + 0.5) * 112 / 3), int((col + 0.5) * 112 / 3)
-    assert tuple(pixels[cy, cx]) == learnability.V.COLORS[color]
-    assert (np.abs(pixels.astype(int) - pixels[cy, cx]).sum(-1) == 0).sum() < 112 * 112 / 9  # one cell's worth
+    rng = random.Random(3)
+    kinds = set()
+    for _ in range(12):
+        pixels, color, kind, cell = learnability.draw(rng, task)
+        kinds.add(kind)
+        row, col = divmod(cell, 3)
+        cy, cx = int((row + 0.5) * 112 / 3), int((col + 0.5) * 112 / 3)
+        assert tuple(pixels[cy, cx]) == learnability.V.COLORS[color]
+        assert (np.abs(pixels.astype(int) - pixels[cy, cx]).sum(-1) == 0).sum() < 112 * 112 / 9  # one cell's worth
+    assert kinds == ({"circle"} if task == "position" else set(learnability.V.SHAPES))
 
 
 def test_probe_shapes_scores_the_bundled_model(capsys):
@@ -43,7 +50,7 @@ def test_probe_shapes_scores_the_bundled_model(capsys):
     assert re.search(r"color \d+% position \d+% shape \d+% \(2 scenes\)", out), out
 
 
-def test_bundle_build_runs_the_three_stages_in_order(tmp_path):
+def test_bundle_build_runs_the_stages_in_order(tmp_path):
     """The bundle command's build (tiny sizes, one step per stage): each stage starts from the one before and
     the held-out split is the fixed seed-0 test set, whatever the training sizes."""
     import json
@@ -52,12 +59,13 @@ def test_bundle_build_runs_the_three_stages_in_order(tmp_path):
 
     quick = ["optim.max_steps=1", "optim.per_device_batch_size=2", "optim.warmup_steps=0", "run.plot=false"]
     sizes = {name: 3 for name in bundle.DATA}
-    final = bundle.build(tmp_path, sizes=sizes, n_test=6, workers=1,
-                         overrides={1: quick, 2: quick, 3: [*quick, "model.max_dynamic_patch=2"]})
+    overrides = {stage: quick for stage, _ in bundle.STAGES} | {"stage3": [*quick, "model.max_dynamic_patch=2"]}
+    final = bundle.build(tmp_path, sizes=sizes, n_test=6, workers=1, overrides=overrides)
     assert final == tmp_path / "stage3" / "final" and (final / "model.safetensors").exists()
-    for stage in (2, 3):
-        recipe = (tmp_path / f"stage{stage}" / "recipe.yaml").read_text()
-        assert f"model_name_or_path: {tmp_path / f'stage{stage - 1}' / 'final'}" in recipe
+    for (before, _), (stage, data) in zip(bundle.STAGES, bundle.STAGES[1:]):
+        recipe = (tmp_path / stage / "recipe.yaml").read_text()
+        assert f"model_name_or_path: {tmp_path / before / 'final'}" in recipe
+        assert f"meta_path: {tmp_path / data / 'meta_train.json'}" in recipe
     test = [json.loads(line) for line in (tmp_path / "data-test" / "test.jsonl").read_text().splitlines()]
     assert [r["task"] for r in test] == ["count", "color", "shape", "position", "read", "chart"]
     stage1 = [json.loads(line) for line in (tmp_path / "data-stage1" / "train.jsonl").read_text().splitlines()]
@@ -70,11 +78,12 @@ def test_bundle_command_passes_device_and_overrides_to_every_stage(tmp_path, mon
     seen = {}
     monkeypatch.setattr(bundle, "build", lambda out, **kw: seen.update(kw) or out / "stage3" / "final")
     monkeypatch.setattr(bundle, "ablation", lambda ckpt, data, out, device: seen.update(device=device) or out)
-    assert bundle.main(["--out", str(tmp_path), "--device", "cuda", "--stage2-override", "optim.max_steps=9"]) == 0
+    argv = ["--out", str(tmp_path), "--device", "cuda", "--stage2c-override", "optim.max_steps=9", "--stage2c", "7"]
+    assert bundle.main(argv) == 0
     assert seen["device"] == "cuda"
-    assert seen["overrides"][1] == ["run.device=cuda", "run.precision=auto"]
-    assert seen["overrides"][2] == ["run.device=cuda", "run.precision=auto", "optim.max_steps=9"]
-    assert seen["sizes"] == {"data-stage1": 10000, "data-stage2": 12000, "data-stage3": 8000}
+    assert seen["overrides"]["stage1"] == ["run.device=cuda", "run.precision=auto"]
+    assert seen["overrides"]["stage2c"] == ["run.device=cuda", "run.precision=auto", "optim.max_steps=9"]
+    assert seen["sizes"] == bundle.SIZES | {"data-stage2c": 7}
 
 
 def test_bundle_plots_per_task_scores(tmp_path):

@@ -3,8 +3,9 @@
 1. generate the synthetic data: stage 1 one-shape scenes, stage 2 full shape scenes, stage 3 every task, and
    the held-out test split (100 images per task),
 2. train the sentencepiece tokenizer on the synthetic text (InternLM2 layout, describe lines included),
-3. train three curriculum stages with ``tessera/recipes/tessera-tiny-stage{1,2,3}.yaml``: one shape at one
-   tile, full scenes at one tile, then every task with up to 12 tiles (each from the previous checkpoint),
+3. train the curriculum stages of ``STAGES`` with ``tessera/recipes/tessera-tiny-<stage>.yaml``, each from the
+   previous checkpoint: one shape at one tile (stage1); full scenes at one tile (stage2 constant rate, stage2b
+   and stage2c two cosine decays, stage2c on fresh scenes); then every task with up to 12 tiles (stage3),
 4. evaluate the held-out split with ``tessera eval --bench synth`` at max_tiles 1, 4 and 12 (the dynamic
    high-resolution ablation, with its plot),
 5. with ``--install``, copy the final checkpoint into ``tessera/assets/tessera-tiny`` (the default model of
@@ -35,11 +36,17 @@ DATA = {
     "data-stage1": dict(seed=11, tasks=SHAPE_TASKS, max_shapes=1,
                         weights={"count": 0.3, "color": 1.0, "shape": 1.0, "position": 1.0, "describe": 1.0}),
     "data-stage2": dict(seed=12, tasks=SHAPE_TASKS),
+    "data-stage2c": dict(seed=14, tasks=SHAPE_TASKS,
+                         weights={"count": 1.0, "color": 1.0, "shape": 1.5, "position": 1.0, "describe": 1.0}),
     "data-stage3": dict(seed=13, tasks=(*V.TASKS, "describe"),
                         weights={"count": 1.0, "color": 1.0, "shape": 1.0, "position": 1.0, "describe": 1.0,
                                  "read": 1.5, "chart": 1.0}),
 }
 COMMON = dict(tile_size=112, chinese=True, number_fraction=0.2, train_turns=6)
+# (stage = run directory and recipe name, its training data), in training order.
+STAGES = (("stage1", "data-stage1"), ("stage2", "data-stage2"), ("stage2b", "data-stage2"),
+          ("stage2c", "data-stage2c"), ("stage3", "data-stage3"))
+SIZES = {"data-stage1": 10000, "data-stage2": 12000, "data-stage2c": 40000, "data-stage3": 8000}
 
 
 def make_data(out: Path, sizes: dict[str, int], n_test: int, workers: int) -> None:
@@ -52,8 +59,8 @@ def make_data(out: Path, sizes: dict[str, int], n_test: int, workers: int) -> No
 
 
 def build(out: Path, *, sizes: dict[str, int], n_test: int, workers: int,
-          overrides: dict[int, list[str]] | None = None) -> Path:
-    """Run steps 1-3; returns the final checkpoint directory."""
+          overrides: dict[str, list[str]] | None = None) -> Path:
+    """Run steps 1-3; returns the final checkpoint directory. ``overrides``: recipe key=value per stage name."""
     out.mkdir(parents=True, exist_ok=True)
     make_data(out, sizes, n_test, workers)
     tok = out / "tokenizer"
@@ -61,11 +68,11 @@ def build(out: Path, *, sizes: dict[str, int], n_test: int, workers: int,
         train_tokenizer(tok, text_corpus(chinese=True, describe=True), vocab_size=1000)
 
     previous = None
-    for stage in (1, 2, 3):
-        run_dir = out / f"stage{stage}"
+    for stage, data in STAGES:
+        run_dir = out / stage
         start = [f"model.tokenizer_path={tok}"] if previous is None else [f"model.model_name_or_path={previous}"]
-        config = TrainConfig.from_yaml(f"tessera-tiny-stage{stage}", [
-            *start, f"data.meta_path={out / f'data-stage{stage}' / 'meta_train.json'}",
+        config = TrainConfig.from_yaml(f"tessera-tiny-{stage}", [
+            *start, f"data.meta_path={out / data / 'meta_train.json'}",
             f"run.output_dir={run_dir}", f"run.resume={'true' if run_dir.exists() else 'false'}",
             *(overrides or {}).get(stage, []),
         ])
@@ -130,31 +137,32 @@ def install(ckpt: Path, eval_dir: Path, repo: Path) -> None:
     for scores in eval_dir.glob("synth/tiles-*/scores.json"):
         shutil.copy2(scores, docs / f"scores-{scores.parent.name}.json")
     plot_tasks(eval_dir, docs / "per_task.png")
-    for stage in (1, 2, 3):
-        curve = ckpt.parent.parent / f"stage{stage}" / "loss.png"
+    for stage, _ in STAGES:
+        curve = ckpt.parent.parent / stage / "loss.png"
         if curve.exists():
-            shutil.copy2(curve, docs / f"stage{stage}-loss.png")
+            shutil.copy2(curve, docs / f"{stage}-loss.png")
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Build tessera's bundled model (data, tokenizer, 3 stages, ablation).")
+    ap = argparse.ArgumentParser(description="Build tessera's bundled model (data, tokenizer, stages, ablation).")
     ap.add_argument("--out", default="runs/tessera-tiny", help="work directory (resumable)")
-    for stage, n in zip((1, 2, 3), (10000, 12000, 8000)):
-        ap.add_argument(f"--stage{stage}", type=int, default=n, help=f"stage-{stage} training images (default {n})")
+    for data, n in SIZES.items():
+        ap.add_argument(f"--{data.removeprefix('data-')}", type=int, default=n,
+                        help=f"training images in {data} (default {n})")
     ap.add_argument("--test", type=int, default=600, help="held-out images (100 per task)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--install", action="store_true", help="copy the result into the package and docs/")
     ap.add_argument("--device", default="cpu",
                     help="train and evaluate here (cpu as shipped; cuda: the same recipes, bf16 training)")
-    for stage in (1, 2, 3):
-        ap.add_argument(f"--stage{stage}-override", action="append", default=[],
-                        help=f"key=value for the stage-{stage} recipe (repeatable)")
+    for stage, _ in STAGES:
+        ap.add_argument(f"--{stage}-override", action="append", default=[],
+                        help=f"key=value for the {stage} recipe (repeatable)")
     args = ap.parse_args(argv)
     out = Path(args.out).resolve()
     start = time.time()
-    sizes = {name: getattr(args, f"stage{i}") for i, name in enumerate(DATA, 1)}
+    sizes = {data: getattr(args, data.removeprefix("data-")) for data in SIZES}
     on_device = [] if args.device == "cpu" else [f"run.device={args.device}", "run.precision=auto"]
-    overrides = {i: [*on_device, *getattr(args, f"stage{i}_override")] for i in (1, 2, 3)}
+    overrides = {stage: [*on_device, *getattr(args, f"{stage}_override")] for stage, _ in STAGES}
     final = build(out, sizes=sizes, n_test=args.test, workers=args.workers, overrides=overrides)
     eval_dir = ablation(final, out / "data-test", out / "eval", device=args.device)
     (out / "build.json").write_text(json.dumps({"final": str(final), "seconds": time.time() - start}, indent=2))
