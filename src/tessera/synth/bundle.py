@@ -38,7 +38,7 @@ DATA = {
     "data-stage2": dict(seed=12, tasks=SHAPE_TASKS),
     "data-stage2c": dict(seed=14, tasks=SHAPE_TASKS,
                          weights={"count": 1.0, "color": 1.0, "shape": 1.5, "position": 1.0, "describe": 1.0}),
-    "data-stage3": dict(seed=13, tasks=(*V.TASKS, "describe"),
+    "data-stage3": dict(seed=15, tasks=(*V.TASKS, "describe"),
                         weights={"count": 1.0, "color": 1.0, "shape": 1.0, "position": 1.0, "describe": 1.0,
                                  "read": 1.5, "chart": 1.0}),
 }
@@ -46,7 +46,7 @@ COMMON = dict(tile_size=112, chinese=True, number_fraction=0.2, train_turns=6)
 # (stage = run directory and recipe name, its training data), in training order.
 STAGES = (("stage1", "data-stage1"), ("stage2", "data-stage2"), ("stage2b", "data-stage2"),
           ("stage2c", "data-stage2c"), ("stage3", "data-stage3"))
-SIZES = {"data-stage1": 10000, "data-stage2": 12000, "data-stage2c": 40000, "data-stage3": 8000}
+SIZES = {"data-stage1": 10000, "data-stage2": 12000, "data-stage2c": 40000, "data-stage3": 32000}
 
 
 def make_data(out: Path, sizes: dict[str, int], n_test: int, workers: int) -> None:
