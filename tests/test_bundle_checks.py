@@ -78,12 +78,12 @@ def test_bundle_command_passes_device_and_overrides_to_every_stage(tmp_path, mon
     seen = {}
     monkeypatch.setattr(bundle, "build", lambda out, **kw: seen.update(kw) or out / "stage3" / "final")
     monkeypatch.setattr(bundle, "ablation", lambda ckpt, data, out, device: seen.update(device=device) or out)
-    argv = ["--out", str(tmp_path), "--device", "cuda", "--stage2c-override", "optim.max_steps=9", "--stage2c", "7"]
+    argv = ["--out", str(tmp_path), "--device", "cuda", "--stage2-override", "optim.max_steps=9", "--stage2", "7"]
     assert bundle.main(argv) == 0
     assert seen["device"] == "cuda"
     assert seen["overrides"]["stage1"] == ["run.device=cuda", "run.precision=auto"]
-    assert seen["overrides"]["stage2c"] == ["run.device=cuda", "run.precision=auto", "optim.max_steps=9"]
-    assert seen["sizes"] == bundle.SIZES | {"data-stage2c": 7}
+    assert seen["overrides"]["stage2"] == ["run.device=cuda", "run.precision=auto", "optim.max_steps=9"]
+    assert seen["sizes"] == bundle.SIZES | {"data-stage2": 7}
 
 
 def test_bundle_plots_per_task_scores(tmp_path):
