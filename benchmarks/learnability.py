@@ -35,20 +35,24 @@ COLORS = list(V.COLORS)
 CELL = 112 / 3
 
 
-def draw(rng: random.Random, task: str) -> tuple[np.ndarray, str, str, int]:
+def draw(rng: random.Random, task: str, scale: float = 1.0) -> tuple[np.ndarray, str, str, int]:
     """One 112x112 RGB tile with one shape: (pixels [112, 112, 3] uint8, colour, kind, cell 0..8).
 
-    position/color: a circle of a random colour in a random cell; kind: a random kind, colour and cell."""
+    position/color: a circle of a random colour in a random cell; kind: a random kind, colour and cell.
+    ``scale`` > 1 draws the shape that many times larger (as a scene's shape looks at 2x2 or 3x3 tiles), moved
+    inwards just enough to stay inside the tile."""
     image = Image.new("RGB", (112, 112), (245, 245, 240))
     color, cell = rng.choice(COLORS), rng.randrange(9)
     kind = rng.choice(V.SHAPES) if task == "kind" else "circle"
     row, col = divmod(cell, 3)
-    size = rng.uniform(0.45, 0.75) * CELL
-    draw_shape(ImageDraw.Draw(image), kind, (col + 0.5) * CELL, (row + 0.5) * CELL, size, V.COLORS[color])
+    size = rng.uniform(0.45, 0.75) * CELL * scale
+    cx, cy = (min(max((k + 0.5) * CELL, size / 2), 112 - size / 2) for k in (col, row))
+    draw_shape(ImageDraw.Draw(image), kind, cx, cy, size, V.COLORS[color])
     return np.asarray(image), color, kind, cell
 
 
-def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, every: int) -> list[tuple[int, float, float]]:
+def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, every: int,
+        scale: float = 1.0) -> list[tuple[int, float, float]]:
     """Train one fresh model at ``lr``; returns (step, loss, held-out batch accuracy) every ``every`` steps."""
     torch.manual_seed(seed)
     config = chat_config("tessera-tiny")
@@ -63,7 +67,7 @@ def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, ev
     positions = torch.arange(ids.shape[1])[None].expand(batch, -1)
     curve = []
     for step in range(1, steps + 1):
-        tiles, colors, kinds, cells = zip(*(draw(rng, task) for _ in range(batch)))
+        tiles, colors, kinds, cells = zip(*(draw(rng, task, scale) for _ in range(batch)))
         labels = {"position": cells, "color": [COLORS.index(c) for c in colors],
                   "kind": [V.SHAPES.index(k) for k in kinds]}[task]
         target = torch.tensor([100 + k for k in labels])
@@ -89,16 +93,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prefix", type=int, default=5, help="text tokens before the image")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--every", type=int, default=50, help="report every N steps")
+    ap.add_argument("--scale", type=float, default=1.0, help="shape size multiplier (2: as at 2x2 tiles)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     chance = 1 / {"position": 9, "color": len(COLORS), "kind": len(V.SHAPES)}[args.task]
-    print(f"task {args.task} (chance {chance:.0%}), {args.steps} steps of {args.batch}, fresh batches")
+    scale = f", shapes x{args.scale:g}" if args.scale != 1 else ""
+    print(f"task {args.task} (chance {chance:.0%}){scale}, {args.steps} steps of {args.batch}, fresh batches")
     print("| lr | step | loss | held-out batch accuracy | seconds |")
     print("|---:|---:|---:|---:|---:|")
     for lr in (float(x) for x in args.lrs.split(",")):
         start = time.perf_counter()
-        for step, loss, acc in run(lr, args.task, args.steps, args.batch, args.prefix, args.seed, args.every):
+        for step, loss, acc in run(lr, args.task, args.steps, args.batch, args.prefix, args.seed, args.every,
+                                   args.scale):
             print(f"| {lr:g} | {step} | {loss:.3f} | {acc:.0%} | {time.perf_counter() - start:.0f} |", flush=True)
     return 0
 

@@ -44,6 +44,19 @@ def test_learnability_draws_the_named_colour_and_cell(task):
     assert kinds == ({"circle"} if task == "position" else set(learnability.V.SHAPES))
 
 
+def test_learnability_scale_draws_larger_shapes_inside_the_tile():
+    learnability = _script("learnability")
+    for seed in range(8):
+        small, *_ = learnability.draw(random.Random(seed), "kind")
+        large, *_ = learnability.draw(random.Random(seed), "kind", scale=2)
+        ink = [(np.abs(p.astype(int) - p[0, 0]).sum(-1) > 0) for p in (small, large)]
+        assert ink[1].sum() > 3 * ink[0].sum()  # ~4x the area
+        edges = (ink[1][0], ink[1][-1], ink[1][:, 0], ink[1][:, -1])
+        # A shape may touch the border (a tip, or a circle's flattest pixel row: ~15 px), never be cut by it
+        # (a circle cut 3 px deep leaves 18+ px on the border).
+        assert all(edge.sum() <= 16 for edge in edges)
+
+
 def test_probe_shapes_scores_the_bundled_model(capsys):
     assert _script("probe_shapes").main([str(default_model_path()), "--n", "2"]) == 0
     out = capsys.readouterr().out
