@@ -5,8 +5,9 @@
 The smallest vision task of the bundled model, stripped of everything else: one circle (one of the six
 synthetic colours) in one of the nine cells of a 112 px tile, 16 image tokens after a few text tokens, and
 the answer read off the last position as a 9-way (position) or 6-way (colour) classification over the LLM's
-vocabulary (``--task kind``: one of the four kinds, of any colour, in any cell; 4-way). Every step draws a fresh batch, so the accuracy printed for a step (measured before its update)
-is held-out accuracy. Each learning rate starts from the same random init (``init_weights``, std 0.02, as
+vocabulary; ``--task kind`` draws one of the four kinds instead of a circle and asks which (4-way), and
+``--scale 2`` draws the shape twice as large. Every step draws a fresh batch, so the accuracy printed for a
+step (measured before its update) is held-out accuracy. Each learning rate starts from the same random init (``init_weights``, std 0.02, as
 ``tessera train`` does from scratch) and trains with AdamW (weight decay 0.1), side by side in one run.
 
 Why it exists: every bundled-model build so far trained at 1e-3 (stage 2 at 7e-4) and never got past the
@@ -28,7 +29,7 @@ from PIL import Image, ImageDraw
 from tessera.models.internvl import InternVLChatModel
 from tessera.preprocess import to_pixel_values
 from tessera.synth import vocab as V
-from tessera.synth.shapes import _draw_shape as draw_shape
+from tessera.synth.shapes import draw_shape
 from tessera.train.model_setup import chat_config, init_weights
 
 COLORS = list(V.COLORS)

@@ -51,11 +51,12 @@ def draw_scene(
         size = rng.uniform(0.45, 0.75) * min(cw, ch) * (3 if big else 1)
         cx = (col + 0.5) * cw + rng.uniform(-0.5, 0.5) * (cw - size) / 2
         cy = (row + 0.5) * ch + rng.uniform(-0.5, 0.5) * (ch - size) / 2
-        _draw_shape(draw, shape.kind, cx, cy, size, V.COLORS[shape.color])
+        draw_shape(draw, shape.kind, cx, cy, size, V.COLORS[shape.color])
     return image.resize((width, height), Image.LANCZOS), shapes
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, size: float, fill) -> None:
+def draw_shape(draw: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, size: float, fill) -> None:
+    """Fill one shape of ``kind`` centred at (cx, cy), ``size`` pixels across (scenes and benchmarks share it)."""
     r = size / 2
     if kind == "circle":
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
