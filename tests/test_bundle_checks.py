@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import random
 import re
 
@@ -111,3 +112,37 @@ def test_bundle_plots_per_task_scores(tmp_path):
         (run / "scores.json").write_text(json.dumps({"max_tiles": tiles, "metrics": {"per_task": per_task}}))
     png = bundle.plot_tasks(tmp_path, tmp_path / "per_task.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_synth_breakdown_names_the_form_of_every_shape_question(tmp_path, capsys):
+    from tessera.synth import shapes
+    from tessera.synth import vocab as V
+
+    breakdown = _script("synth_breakdown")
+    rng = random.Random(5)
+    expected = {"count": {"count all", "count by colour", "count by kind"},
+                "color": {"colour by kind", "colour by place"},
+                "shape": {"kind by colour", "kind by place"},
+                "position": {"place by colour + kind"}}
+    seen, records = set(), []
+    for i in range(400):
+        _, scene = shapes.draw_scene(rng, 112)
+        task = ("count", "color", "shape", "position")[i % 4]
+        question, answer, _ = shapes.ask(rng, scene, task, chinese=i % 3 == 0)
+        form, needs_kind = breakdown.form_of(question)
+        assert form in expected[task], (question, form)
+        assert needs_kind == ("kind" in form)
+        seen.add(form)
+        records.append({"prompt": question, "answer": answer, "prediction": answer if i % 2 else "no"})
+    assert seen == set().union(*expected.values())
+    assert breakdown.form_of(V.Q_READ[0].format(box="red")) is None
+    assert breakdown.form_of(V.Q_CHART_VALUE[0].format(label="ant")) is None
+
+    run = tmp_path / "tiles-12"
+    run.mkdir()
+    (run / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    scores = breakdown.breakdown(run / "predictions.jsonl")
+    assert sum(total for form, (_, total) in scores.items() if form in seen) == 400
+    assert sum(ok for form, (ok, _) in scores.items() if form in seen) == 200
+    assert breakdown.main([str(run)]) == 0
+    assert "| needs the kind |" in capsys.readouterr().out
