@@ -58,6 +58,30 @@ def test_learnability_scale_draws_larger_shapes_inside_the_tile():
         assert all(edge.sum() <= 16 for edge in edges)
 
 
+def test_learnability_squash_squeezes_a_scene_shaped_canvas_into_the_tile():
+    learnability = _script("learnability")
+    ratios = set()
+    for seed in range(40):
+        pixels, _, kind, _ = learnability.draw(random.Random(seed), "position", squash=True)
+        assert pixels.shape == (112, 112, 3) and kind == "circle"
+        ink = np.abs(pixels.astype(int) - pixels[0, 0]).sum(-1) > 60
+        rows, cols = np.nonzero(ink)
+        ratios.add(round((cols.max() - cols.min() + 1) / (rows.max() - rows.min() + 1), 1))
+    # A circle on a wide canvas comes out narrow, on a tall one flat, on a square one round.
+    assert min(ratios) <= 0.6 and max(ratios) >= 1.7 and any(0.8 <= r <= 1.2 for r in ratios)
+
+
+def test_learnability_init_starts_from_a_checkpoint_and_scores_its_answer_words(capsys):
+    learnability = _script("learnability")
+    args = ["--task", "kind", "--lrs", "1.5e-4", "--steps", "1", "--batch", "2", "--init", str(default_model_path())]
+    assert learnability.main(args) == 0
+    out = capsys.readouterr().out
+    assert "from " + str(default_model_path()) in out
+    assert re.search(r"\| 0.00015 \| 1 \| [0-9.]+ \| \d+% \|", out), out
+    with pytest.raises(ValueError, match="share"):
+        learnability.run(1e-4, "position", 1, 2, 5, 0, 1, init=str(default_model_path()))
+
+
 def test_probe_shapes_scores_the_bundled_model(capsys):
     assert _script("probe_shapes").main([str(default_model_path()), "--n", "2"]) == 0
     out = capsys.readouterr().out

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from . import vocab as V
 
-_ASPECTS = ((1, 1), (4, 3), (3, 4), (3, 2), (2, 3), (2, 1), (1, 2), (16, 9))
+ASPECTS = ((1, 1), (4, 3), (3, 4), (3, 2), (2, 3), (2, 1), (1, 2), (16, 9))
 _BACKGROUNDS = ((255, 255, 255), (246, 246, 240), (238, 242, 248), (245, 240, 232), (236, 236, 236))
 _SUPERSAMPLE = 2  # draw at 2x and downsample: smooth edges, still deterministic
 
@@ -32,7 +32,7 @@ def draw_scene(
 ) -> tuple[Image.Image, list[Shape]]:
     """Draw a random scene of 1..max_shapes shapes. Returns the RGB image (long side tile_size..3.5*tile_size)
     and its shapes. ``big``: one shape in the centre cell, filling most of the image (a curriculum step)."""
-    aw, ah = rng.choice(_ASPECTS)
+    aw, ah = rng.choice(ASPECTS)
     long_side = rng.randint(tile_size, int(3.5 * tile_size))
     scale = long_side / max(aw, ah)
     width, height = max(32, round(aw * scale)), max(32, round(ah * scale))
