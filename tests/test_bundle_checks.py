@@ -9,6 +9,8 @@ import re
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
 from tessera.vlm import default_model_path
 
@@ -170,3 +172,16 @@ def test_synth_breakdown_names_the_form_of_every_shape_question(tmp_path, capsys
     assert sum(ok for form, (ok, _) in scores.items() if form in seen) == 200
     assert breakdown.main([str(run)]) == 0
     assert "| needs the kind |" in capsys.readouterr().out
+
+
+def test_probe_features_fits_a_linear_probe_and_prints_both_weights(capsys):
+    probe_features = _script("probe_features")
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(300) % 3
+    x = torch.randn(300, 8, generator=g) + 3 * F.one_hot(y, 8).float()  # separable along three axes
+    assert probe_features.probe((x[:200], y[:200]), (x[200:], y[200:]), 3) > 0.9
+    assert probe_features.probe((x[:200], y[:200]), (x[200:], y[200:].roll(1)), 3) < 0.5  # labels off by one
+    args = ["--n-train", "24", "--n-test", "8", "--steps", "3", "--task", "color", "--squash"]
+    assert probe_features.main(args) == 0
+    rows = re.findall(r"^\| (trained|random) \| [0-9.]+% \|$", capsys.readouterr().out, flags=re.M)
+    assert rows == ["trained", "random"]

@@ -1,0 +1,100 @@
+"""Do a checkpoint's image tokens carry a shape's kind? A linear probe on the vision side, beside random weights.
+
+    python benchmarks/probe_features.py [CHECKPOINT] [--task kind|color|position] [--squash] [--scale 2]
+
+Draws single-shape tiles as ``benchmarks/learnability.py`` does (fresh, seeded), runs them through the vision
+encoder, pixel shuffle and projector (``extract_feature``: [n, 16, hidden] tokens per 112 px tile), and fits a
+linear classifier (softmax regression on the flattened, standardised tokens) on ``--n-train`` tiles, scored on
+``--n-test`` others. The same for a randomly initialised model of the same config, as a baseline. High
+held-out accuracy means the answer is in the tokens and whatever gets it wrong is downstream (the LLM reading
+them); chance means the vision side never encoded it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import tessera
+from tessera.models.internvl import InternVLChatModel
+from tessera.preprocess import to_pixel_values
+from tessera.synth import vocab as V
+from tessera.train.model_setup import init_weights
+
+_spec = importlib.util.spec_from_file_location("learnability", Path(__file__).with_name("learnability.py"))
+learnability = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(learnability)
+
+
+def features(model: InternVLChatModel, task: str, n: int, seed: int, scale: float, squash: bool,
+             batch: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tokens [n, 16 * hidden], labels [n]) for ``n`` fresh single-shape tiles drawn with ``seed``."""
+    rng = random.Random(seed)
+    xs, ys = [], []
+    for start in range(0, n, batch):
+        draws = [learnability.draw(rng, task, scale, squash) for _ in range(min(batch, n - start))]
+        tiles, colors, kinds, cells = zip(*draws)
+        pixels = to_pixel_values(torch.from_numpy(np.stack(tiles)), dtype=torch.float32)
+        with torch.no_grad():
+            xs.append(model.extract_feature(pixels).flatten(1))
+        ys += {"kind": [V.SHAPES.index(k) for k in kinds], "color": [learnability.COLORS.index(c) for c in colors],
+               "position": list(cells)}[task]
+    return torch.cat(xs), torch.tensor(ys)
+
+
+def probe(train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor], classes: int,
+          steps: int = 300, l2: float = 1e-3) -> float:
+    """Held-out accuracy of a softmax regression fitted (Adam, ``steps`` full-batch steps) on ``train``."""
+    (x, y), (xt, yt) = train, test
+    mean, std = x.mean(0), x.std(0) + 1e-5
+    x, xt = (x - mean) / std, (xt - mean) / std
+    w = torch.zeros(x.shape[1], classes, requires_grad=True)
+    b = torch.zeros(classes, requires_grad=True)
+    opt = torch.optim.Adam([w, b], lr=1e-3)
+    for _ in range(steps):
+        loss = F.cross_entropy(x @ w + b, y) + l2 * w.square().sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return ((xt @ w + b).argmax(-1) == yt).float().mean().item()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoint", nargs="?", default=None, help="default: the bundled model")
+    ap.add_argument("--task", choices=("kind", "color", "position"), default="kind")
+    ap.add_argument("--n-train", type=int, default=3000)
+    ap.add_argument("--n-test", type=int, default=600)
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--squash", action="store_true", help="scene-shaped canvases squeezed into the tile")
+    ap.add_argument("--steps", type=int, default=300, help="optimiser steps of the probe")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    trained = tessera.load(args.checkpoint, device="cpu", dtype="float32").model
+    torch.manual_seed(0)
+    fresh = InternVLChatModel(trained.config)
+    init_weights(fresh, 0.02)
+    classes = {"kind": len(V.SHAPES), "color": len(learnability.COLORS), "position": 9}[args.task]
+    setting = (f", shapes x{args.scale:g}" if args.scale != 1 else "") + (", squashed" if args.squash else "")
+    print(f"linear probe for the {args.task} (chance {1 / classes:.0%}){setting}: {args.n_train} tiles to fit, "
+          f"{args.n_test} held out")
+    print("| weights | held-out accuracy |")
+    print("|---|---:|")
+    for name, model in (("trained", trained), ("random", fresh)):
+        model.eval()
+        data = [features(model, args.task, n, seed, args.scale, args.squash)
+                for n, seed in ((args.n_train, 1), (args.n_test, 2))]
+        print(f"| {name} | {probe(*data, classes, args.steps):.1%} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
