@@ -1,8 +1,10 @@
 """Do a checkpoint's image tokens carry a shape's kind? A linear probe on the vision side, beside random weights.
 
     python benchmarks/probe_features.py [CHECKPOINT] [--task kind|color|position] [--squash] [--scale 2]
+                                         [--scenes square|any]
 
-Draws single-shape tiles as ``benchmarks/learnability.py`` does (fresh, seeded), runs them through the vision
+Draws single-shape tiles as ``benchmarks/learnability.py`` does (fresh, seeded; ``--scenes``: one-shape scenes
+of ``tessera.synth``, placed anywhere in their cell, as one tile shows them), runs them through the vision
 encoder, pixel shuffle and projector (``extract_feature``: [n, 16, hidden] tokens per 112 px tile), and fits a
 linear classifier (softmax regression on the flattened, standardised tokens) on ``--n-train`` tiles, scored on
 ``--n-test`` others. The same for a randomly initialised model of the same config, as a baseline. High
@@ -23,7 +25,8 @@ import torch.nn.functional as F
 
 import tessera
 from tessera.models.internvl import InternVLChatModel
-from tessera.preprocess import to_pixel_values
+from tessera.preprocess import dynamic_tiles, to_pixel_values
+from tessera.synth import shapes
 from tessera.synth import vocab as V
 from tessera.train.model_setup import init_weights
 
@@ -32,13 +35,28 @@ learnability = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(learnability)
 
 
+def scene_tile(rng: random.Random, square: bool) -> tuple[np.ndarray, str, str, int]:
+    """A one-shape scene of ``tessera.synth.shapes`` as one 112 px tile shows it (the processor's own resize):
+    (pixels [112, 112, 3] uint8, colour, kind, cell). ``square``: only square canvases (no squeezing)."""
+    while True:
+        image, (shape,) = shapes.draw_scene(rng, 112, max_shapes=1)
+        if not square or image.width == image.height:
+            break
+    tile = dynamic_tiles(image, max_tiles=1, image_size=112)[0]
+    return tile, shape.color, shape.kind, shape.cell
+
+
 def features(model: InternVLChatModel, task: str, n: int, seed: int, scale: float, squash: bool,
-             batch: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
-    """(tokens [n, 16 * hidden], labels [n]) for ``n`` fresh single-shape tiles drawn with ``seed``."""
+             scenes: str | None = None, batch: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tokens [n, 16 * hidden], labels [n]) for ``n`` fresh single-shape tiles drawn with ``seed``: the
+    benchmark's centred shapes, or with ``scenes`` ("square" or "any" canvas) one-shape synthetic scenes."""
     rng = random.Random(seed)
     xs, ys = [], []
     for start in range(0, n, batch):
-        draws = [learnability.draw(rng, task, scale, squash) for _ in range(min(batch, n - start))]
+        if scenes:
+            draws = [scene_tile(rng, scenes == "square") for _ in range(min(batch, n - start))]
+        else:
+            draws = [learnability.draw(rng, task, scale, squash) for _ in range(min(batch, n - start))]
         tiles, colors, kinds, cells = zip(*draws)
         pixels = to_pixel_values(torch.from_numpy(np.stack(tiles)), dtype=torch.float32)
         with torch.no_grad():
@@ -74,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-test", type=int, default=600)
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--squash", action="store_true", help="scene-shaped canvases squeezed into the tile")
+    ap.add_argument("--scenes", choices=("square", "any"),
+                    help="one-shape synthetic scenes (placed anywhere in their cell) on square or any canvases, "
+                         "instead of the benchmark's centred shapes")
     ap.add_argument("--steps", type=int, default=300, help="optimiser steps of the probe")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
@@ -84,13 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     init_weights(fresh, 0.02)
     classes = {"kind": len(V.SHAPES), "color": len(learnability.COLORS), "position": 9}[args.task]
     setting = (f", shapes x{args.scale:g}" if args.scale != 1 else "") + (", squashed" if args.squash else "")
+    setting += f", one-shape scenes ({args.scenes} canvases)" if args.scenes else ""
     print(f"linear probe for the {args.task} (chance {1 / classes:.0%}){setting}: {args.n_train} tiles to fit, "
           f"{args.n_test} held out")
     print("| weights | held-out accuracy |")
     print("|---|---:|")
     for name, model in (("trained", trained), ("random", fresh)):
         model.eval()
-        data = [features(model, args.task, n, seed, args.scale, args.squash)
+        data = [features(model, args.task, n, seed, args.scale, args.squash, args.scenes)
                 for n, seed in ((args.n_train, 1), (args.n_test, 2))]
         print(f"| {name} | {probe(*data, classes, args.steps):.1%} |", flush=True)
     return 0

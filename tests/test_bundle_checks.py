@@ -185,3 +185,18 @@ def test_probe_features_fits_a_linear_probe_and_prints_both_weights(capsys):
     assert probe_features.main(args) == 0
     rows = re.findall(r"^\| (trained|random) \| [0-9.]+% \|$", capsys.readouterr().out, flags=re.M)
     assert rows == ["trained", "random"]
+    assert probe_features.main([*args[:6], "--scenes", "square"]) == 0
+    assert "one-shape scenes (square canvases)" in capsys.readouterr().out
+
+
+def test_probe_features_scene_tiles_are_what_one_tile_shows():
+    probe_features = _script("probe_features")
+    rng = random.Random(4)
+    for square in (True, False, False, False):
+        tile, color, kind, cell = probe_features.scene_tile(rng, square)
+        assert tile.shape == (112, 112, 3) and tile.dtype == np.uint8
+        assert kind in probe_features.V.SHAPES and 0 <= cell < 9
+        ink = np.abs(tile.astype(int) - tile[0, 0]).sum(-1) > 60
+        rows, cols = np.nonzero(ink)
+        row, col = divmod(cell, 3)  # the shape's ink is centred in its cell of the tile
+        assert abs(rows.mean() - (row + 0.5) * 112 / 3) < 112 / 6 and abs(cols.mean() - (col + 0.5) * 112 / 3) < 112 / 6
