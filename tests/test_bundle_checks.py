@@ -99,9 +99,11 @@ def test_bundle_build_runs_the_stages_in_order(tmp_path):
 
     quick = ["optim.max_steps=1", "optim.per_device_batch_size=2", "optim.warmup_steps=0", "run.plot=false"]
     sizes = {name: 3 for name in bundle.DATA}
-    overrides = {stage: quick for stage, _ in bundle.STAGES} | {"stage3": [*quick, "model.max_dynamic_patch=2"]}
+    tiled = [*quick, "model.max_dynamic_patch=2", "run.precision=fp32"]
+    overrides = {stage: quick for stage, _ in bundle.STAGES} | {s: tiled for s in ("stage3", "stage4", "stage5")}
     final = bundle.build(tmp_path, sizes=sizes, n_test=6, workers=1, overrides=overrides)
-    assert final == tmp_path / "stage3" / "final" and (final / "model.safetensors").exists()
+    last = bundle.STAGES[-1][0]
+    assert final == tmp_path / last / "final" and (final / "model.safetensors").exists()
     for (before, _), (stage, data) in zip(bundle.STAGES, bundle.STAGES[1:]):
         recipe = (tmp_path / stage / "recipe.yaml").read_text()
         assert f"model_name_or_path: {tmp_path / before / 'final'}" in recipe
@@ -110,6 +112,8 @@ def test_bundle_build_runs_the_stages_in_order(tmp_path):
     assert [r["task"] for r in test] == ["count", "color", "shape", "position", "read", "chart"]
     stage1 = [json.loads(line) for line in (tmp_path / "data-stage1" / "train.jsonl").read_text().splitlines()]
     assert len(stage1) == 3 and all(r["task"] in bundle.SHAPE_TASKS for r in stage1)
+    stage4 = [json.loads(line) for line in (tmp_path / "data-stage4" / "train.jsonl").read_text().splitlines()]
+    assert all(r["tasks"] == ["shape"] for r in stage4)  # the kind stage asks only the kind
 
 
 def test_bundle_command_passes_device_and_overrides_to_every_stage(tmp_path, monkeypatch):

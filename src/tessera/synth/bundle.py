@@ -1,10 +1,12 @@
 """Build tessera's bundled model end to end: ``python -m tessera.synth.bundle [--install]``.
 
-1. generate the synthetic data: stage 1 one-shape scenes, stage 2 full shape scenes, stage 3 every task, and
-   the held-out test split (100 images per task),
+1. generate the synthetic data: stage 1 one-shape scenes, stage 2 full shape scenes, stage 3 every task, stage 4
+   one-shape scenes asking only the kind, stage 5 fresh scenes (kind and describe weighted up) with a few pages
+   and charts, and the held-out test split (100 images per task),
 2. train the sentencepiece tokenizer on the synthetic text (InternLM2 layout, describe lines included),
 3. train the curriculum stages of ``STAGES`` with ``tessera/recipes/tessera-tiny-<stage>.yaml``, each from the
-   previous checkpoint: one shape at one tile, full scenes at one tile, then every task with up to 12 tiles,
+   previous checkpoint: one shape at one tile, full scenes at one tile, every task with up to 12 tiles, then
+   the shape's kind at up to 12 tiles (where a shape is large enough to tell its kind) and scenes again there,
 4. evaluate the held-out split with ``tessera eval --bench synth`` at max_tiles 1, 4 and 12 (the dynamic
    high-resolution ablation, with its plot),
 5. with ``--install``, copy the final checkpoint into ``tessera/assets/tessera-tiny`` (the default model of
@@ -38,11 +40,17 @@ DATA = {
     "data-stage3": dict(seed=13, tasks=(*V.TASKS, "describe"),
                         weights={"count": 1.0, "color": 1.0, "shape": 1.0, "position": 1.0, "describe": 1.0,
                                  "read": 1.5, "chart": 1.0}),
+    "data-stage4": dict(seed=21, tasks=("shape",), max_shapes=1),
+    "data-stage5": dict(seed=16, tasks=(*V.TASKS, "describe"),
+                        weights={"count": 1.0, "color": 1.0, "shape": 1.5, "position": 1.0, "describe": 1.5,
+                                 "read": 0.4, "chart": 0.4}),
 }
 COMMON = dict(tile_size=112, chinese=True, number_fraction=0.2, train_turns=6)
 # (stage = run directory and recipe name, its training data), in training order.
-STAGES = (("stage1", "data-stage1"), ("stage2", "data-stage2"), ("stage3", "data-stage3"))
-SIZES = {"data-stage1": 10000, "data-stage2": 12000, "data-stage3": 8000}
+STAGES = (("stage1", "data-stage1"), ("stage2", "data-stage2"), ("stage3", "data-stage3"),
+          ("stage4", "data-stage4"), ("stage5", "data-stage5"))
+SIZES = {"data-stage1": 10000, "data-stage2": 12000, "data-stage3": 8000, "data-stage4": 12800,
+         "data-stage5": 24000}
 
 
 def make_data(out: Path, sizes: dict[str, int], n_test: int, workers: int) -> None:
