@@ -3,7 +3,7 @@
     python benchmarks/synth_breakdown.py RUN_DIR [RUN_DIR ...]
 
 ``RUN_DIR`` is a ``tessera eval --bench synth`` output directory holding ``predictions.jsonl`` (for example
-``docs/bundled-model/eval/tiles-12``). Each shape question is matched back to the template that asked it
+``runs/tessera-tiny/eval/synth/tiles-12`` after the bundle build). Each shape question is matched back to the template that asked it
 (``tessera.synth.vocab``), so "What color is the square?" (needs the kind) and "What color is the shape in the
 top left?" (needs only the place) are scored apart. A model that cannot tell the kinds apart is near chance on
 every form that names or asks a kind and fine on the others; the task averages hide that.
@@ -17,6 +17,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
+from tessera.eval.metrics import exact_match
 from tessera.synth import vocab as V
 
 # (form, needs the kind?, templates). The form of a question is the first whose template matches it.
@@ -30,7 +31,6 @@ FORMS = (
     ("kind by place", True, V.Q_SHAPE_POS),
     ("place by colour + kind", True, V.Q_POSITION),
 )
-
 
 _SLOTS = {
     "color": (*V.COLORS, *V.COLORS_ZH.values()),
@@ -60,14 +60,14 @@ def form_of(question: str) -> tuple[str, bool] | None:
 
 
 def breakdown(predictions: Path) -> dict[str, tuple[int, int]]:
-    """form -> (correct, total) over the run's shape questions (exact match, as ``tessera eval`` scores)."""
+    """form -> (correct, total) over the run's shape questions (``exact_match``, as ``tessera eval`` scores)."""
     scores: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for line in predictions.read_text(encoding="utf-8").splitlines():
         rec = json.loads(line)
         found = form_of(rec["prompt"])
         if found is None:
             continue
-        ok = int(rec["prediction"].strip() == rec["answer"].strip())
+        ok = int(exact_match(rec["prediction"], str(rec["answer"])))
         for key in (found[0], "needs the kind" if found[1] else "does not need it"):
             scores[key][0] += ok
             scores[key][1] += 1

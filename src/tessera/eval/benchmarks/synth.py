@@ -21,6 +21,7 @@ from tessera.eval.benchmarks.base import (
     without_answers,
 )
 from tessera.eval.data import read_json, read_jsonl, resolve_image
+from tessera.eval.metrics import exact_match
 
 _PREFIX = "<image>\n"
 
@@ -88,7 +89,7 @@ class Synth(Benchmark):
             return no_ground_truth(records)
 
         def hit(r):
-            return float(r["prediction"].strip().lower() == str(r["answer"]).strip().lower())
+            return float(exact_match(r["prediction"], str(r["answer"])))
 
         acc = mean([hit(r) for r in records])
         return Score(100.0 * acc, {"accuracy": 100.0 * acc,
