@@ -1,13 +1,16 @@
-"""Shared test helpers: where the conformance fixtures live (``../shared/conformance`` from the repo root)."""
+"""Shared test helpers: where the conformance fixtures live (``../shared/conformance`` from the repo root,
+or ``$TESSERA_CONFORMANCE``)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-CONFORMANCE = REPO.parent / "shared" / "conformance"
+# TESSERA_CONFORMANCE points elsewhere (the lent GPU machine gets a carried copy inside the checkout).
+CONFORMANCE = Path(os.environ.get("TESSERA_CONFORMANCE", REPO.parent / "shared" / "conformance"))
 MODEL_NAMES = (
     "internvl-chat-v1-5-tiny",
     "mini-internvl-chat-2b-v1-5-tiny",

@@ -102,3 +102,23 @@ def test_bench_runs_on_cpu(tmp_path, capsys):
     assert main(["bench", "--modes", "eager,turbo"]) == 2
     assert set(report["floors"]) == {"vision_ms", "ttft_ms", "decode_tok_s", "batch_tok_s"}
     assert "time to first token" in capsys.readouterr().out
+
+
+def test_bench_keeps_the_other_modes_when_one_fails(tmp_path, capsys, monkeypatch):
+    import tessera.bench as bench
+
+    real = bench.run_mode
+
+    def flaky(model, cfg, s, mode, device):
+        if mode == "continuous":
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real(model, cfg, s, mode, device)
+
+    monkeypatch.setattr(bench, "run_mode", flaky)
+    path = tmp_path / "bench.json"
+    assert main(["bench", "--preset", "tiny-phi3", "--tiles", "1", "--new-tokens", "4", "--batch", "2",
+                 "--modes", "eager,continuous", "--repeats", "1", "--device", "cpu", "--json", str(path)]) == 1
+    report = json.loads(path.read_text())
+    assert set(report["results"]) == {"eager"} and "out of memory" in report["errors"]["continuous"]
+    captured = capsys.readouterr()
+    assert "mode continuous failed" in captured.err and "time to first token" in captured.out

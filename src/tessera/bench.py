@@ -13,8 +13,9 @@ The JSON schema (``SCHEMA_VERSION``) is stable: releases are compared with it. T
 ``device``, ``preset``, ``dtype``, ``settings``, ``params``, ``ceilings`` {``matmul_tflops``,
 ``copy_gbps``}, ``floors`` {``vision_ms``, ``ttft_ms``, ``decode_tok_s``, ``batch_tok_s``}, ``results``:
 {mode: {``vision_ms``, ``ttft_ms``, ``decode_tok_s``, ``batch_tok_s``, ``batch_ttft_ms``,
-``peak_mem_gib``}}, ``ratios`` {mode: {figure: value / eager value}} and ``fractions``
-{mode: {figure: fraction of its floor}}.
+``peak_mem_gib``}}, ``ratios`` {mode: {figure: value / eager value}}, ``fractions``
+{mode: {figure: fraction of its floor}} and ``errors`` {mode: message} for modes that failed (the others'
+figures are kept; the command then exits 1).
 """
 
 from __future__ import annotations
@@ -116,8 +117,13 @@ def floors(work: dict, ceil: dict, new: int, batch: int) -> dict[str, float]:
 def build_random_model(cfg: ChatConfig, device: torch.device, dtype: torch.dtype) -> InternVLChatModel:
     """The architecture with random weights, built directly on the device (no host copy)."""
     torch.manual_seed(0)
-    with torch.device(device):
-        model = InternVLChatModel(cfg).to(dtype)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # built in the target dtype: a 26B model never exists in float32
+    try:
+        with torch.device(device):
+            model = InternVLChatModel(cfg).to(dtype)
+    finally:
+        torch.set_default_dtype(previous)
     for name, p in model.named_parameters():
         if p.dim() > 1:
             torch.nn.init.normal_(p, std=p.shape[-1] ** -0.5)
@@ -215,7 +221,14 @@ def run_bench(s: BenchSettings) -> dict:
     prompt = s.prompt_tokens or s.tiles * cfg.num_image_token + 40
     work = count_flops_bytes(cfg, s.tiles, prompt, s.new_tokens, s.batch, torch.finfo(dtype).bits // 8)
     floor = floors(work, ceil, s.new_tokens, s.batch)
-    results = {mode: run_mode(model, cfg, s, mode, device) for mode in s.modes}
+    results, errors = {}, {}
+    for mode in s.modes:
+        try:
+            results[mode] = run_mode(model, cfg, s, mode, device)
+        except Exception as exc:  # one broken mode must not lose the others' figures
+            errors[mode] = f"{type(exc).__name__}: {exc}"
+            print(f"tessera bench: mode {mode} failed: {errors[mode]}", file=sys.stderr)
+            model.language_model.clear_caches()
     lower_better = ("vision_ms", "ttft_ms", "batch_ttft_ms", "peak_mem_gib")
     ratios, fractions = {}, {}
     base = results.get("eager")
@@ -230,7 +243,7 @@ def run_bench(s: BenchSettings) -> dict:
         "settings": {"tiles": s.tiles, "prompt_tokens": prompt, "new_tokens": s.new_tokens, "batch": s.batch,
                      "layers": s.layers, "repeats": s.repeats},
         "params": params, "ceilings": ceil, "floors": floor, "work": work,
-        "results": results, "ratios": ratios, "fractions": fractions,
+        "results": results, "ratios": ratios, "fractions": fractions, "errors": errors,
     }
 
 
@@ -287,11 +300,12 @@ def run_cli(args: argparse.Namespace) -> int:
     s = BenchSettings(args.preset, args.tiles, args.prompt_tokens, args.new_tokens, args.batch, args.dtype,
                       args.device, modes, args.repeats, args.layers)
     report = run_bench(s)
-    print(format_table(report))
+    if report["results"]:
+        print(format_table(report))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
-    return 0
+    return 1 if report["errors"] else 0
 
 
 if __name__ == "__main__":
