@@ -148,6 +148,7 @@ class DecodeState:
     valid: torch.Tensor  # [b, K] bool: cache slots each row may attend to
     positions: torch.Tensor  # [b] RoPE position of the next token
     slot: int  # next cache slot (same for all rows)
+    cache_pos: torch.Tensor  # [1] the same slot on the device (made there, so no step waits on a copy)
 
 
 @torch.no_grad()
@@ -168,7 +169,8 @@ def prefill(model: InternVLChatModel, batch: Batch, max_len: int) -> tuple[torch
     logits = lm.logits(hidden[:, -1])
     valid = torch.zeros(b, max_len, dtype=torch.bool, device=dev)
     valid[:, :s] = mask.bool()
-    return logits, DecodeState(valid=valid, positions=positions[:, -1] + 1, slot=s)
+    cache_pos = torch.full((1,), s, dtype=torch.long, device=dev)
+    return logits, DecodeState(valid=valid, positions=positions[:, -1] + 1, slot=s, cache_pos=cache_pos)
 
 
 def _step(lm, tokens: torch.Tensor, positions: torch.Tensor, cache_pos: torch.Tensor, mask: torch.Tensor):
@@ -196,7 +198,7 @@ def decode_step(
     """Feed tokens [b] at the next slot; returns logits [b, v] and advances ``state``."""
     lm = model.language_model
     state.valid[:, state.slot] = True
-    cache_pos = torch.tensor([state.slot], device=tokens.device)
+    cache_pos = state.cache_pos  # a host-made tensor here would sync the device at every token
     mask = state.valid[:, None, None, :]
     total = state.slot + 1
     if lm.rotary.kind == "dynamic" and total > lm.config.max_position_embeddings:
@@ -208,6 +210,7 @@ def decode_step(
         step = compiled_step(lm) if compile else _step
         logits = step(lm, tokens, state.positions, cache_pos, mask)
     state.positions = state.positions + 1
+    state.cache_pos = state.cache_pos + 1
     state.slot += 1
     return logits
 

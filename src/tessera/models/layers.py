@@ -108,10 +108,16 @@ def attend(
     ``mask`` is a boolean [b, 1, s, k] (True = may attend) or None; with no mask, ``causal`` picks the
     plain causal (prefill without cache or padding) or full (single-token decode) pattern.
     """
-    groups = q.shape[1] // k.shape[1]
+    b, h, s, d = q.shape
+    g = k.shape[1]
+    if s == 1 and h > g:
+        # one new token: the h/g query heads sharing a kv head become h/g query rows of that head, so the
+        # cache is read once in place (a repeat_interleave would copy the whole cache at every step)
+        out = F.scaled_dot_product_attention(q.reshape(b, g, h // g, d), k, v, attn_mask=mask)
+        return out.reshape(b, 1, h * d)
+    groups = h // g
     if groups > 1:
         k = k.repeat_interleave(groups, dim=1)
         v = v.repeat_interleave(groups, dim=1)
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and mask is None)
-    b, h, s, d = out.shape
     return out.transpose(1, 2).reshape(b, s, h * d)
