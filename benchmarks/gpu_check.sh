@@ -27,4 +27,4 @@ step bench_2b "${STEP_LIMIT_2B:-170}" python3 -m tessera.cli bench --preset mini
 step bench_train "${STEP_LIMIT_TRAIN:-60}" python3 benchmarks/bench_train.py --preset mini-internvl-chat-2b-v1-5 \
     --device cuda --batch 2 --tiles 13 --seq 4096 --steps 8 --warmup 2
 step bench_26b "${STEP_LIMIT_26B:-200}" python3 -m tessera.cli bench --preset internvl-chat-v1-5 --tiles 13 \
-    --new-tokens 128 --batch 8 --modes eager,fast --json "$OUT/bench_26b.json"
+    --new-tokens 128 --batch 8 --modes eager,fast --repeats 1 --json "$OUT/bench_26b.json"
