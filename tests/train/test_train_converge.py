@@ -4,7 +4,6 @@ tessera.load, reproduces the trained model's logits and answers the question."""
 from __future__ import annotations
 
 import json
-import time
 
 import torch
 from synthetic import COLOURS, QUESTION, square_image, tiny_recipe, write_dataset
@@ -22,9 +21,7 @@ def test_tiny_model_learns_colours_and_checkpoint_roundtrips(tmp_path):
         optim={"max_steps": 250, "per_device_batch_size": 8, "warmup_steps": 5, "lr_scheduler": "cosine"},
         run={"save_steps": 100, "plot": True},
     ))
-    t0 = time.perf_counter()
     result = train(cfg)
-    assert time.perf_counter() - t0 < 60
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(1, 251))
     assert rows[0]["loss"] > 3.0

@@ -92,7 +92,12 @@ class Attention(nn.Module):
         self.num_heads, self.num_kv, self.head_dim = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
         self.cache = None
 
-    def split_qkv(self, x: torch.Tensor):  # pragma: no cover - abstract
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover - abstract
+        """[b, s, c] -> (q and k heads [b, s, ..., d] in the checkpoint's layout, v [b, g, s, d])."""
+        raise NotImplementedError
+
+    def split_qk(self, qk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover - abstract
+        """The rotated q and k heads of :meth:`project` -> q [b, h, s, d], k [b, g, s, d]."""
         raise NotImplementedError
 
     def out_proj(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -103,8 +108,10 @@ class Attention(nn.Module):
         at those slots and attention runs over the whole cache (decode; only its first ``mask.shape[-1]`` slots
         when the mask is shorter), or with ``prefill`` over this call's own keys only (the prompt: the rest of
         the cache is empty, so the work stays [s, s])."""
-        q, k, v = self.split_qkv(x)  # [b, h|g, s, d]
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        qk, v = self.project(x)
+        b, s, d = cos.shape  # one rotation for the q and k heads together (fewer ops per decode step)
+        shape = (b, s, *[1] * (qk.dim() - 3), d)
+        q, k = self.split_qk(apply_rotary(qk, cos.view(shape), sin.view(shape)))  # [b, h|g, s, d]
         if cache_pos is not None:
             if prefill:
                 self.cache.update(cache_pos, k, v)
@@ -125,14 +132,16 @@ class InternLM2Attention(Attention):
         self.wqkv = nn.Linear(cfg.hidden_size, out, bias=cfg.bias)
         self.wo = nn.Linear(self.num_heads * self.head_dim, cfg.hidden_size, bias=cfg.bias)
 
-    def split_qkv(self, x):
+    def project(self, x):
         b, s, _ = x.shape
         r = self.num_heads // self.num_kv
         qkv = self.wqkv(x).view(b, s, self.num_kv, r + 2, self.head_dim)
-        q = qkv[:, :, :, :r].reshape(b, s, self.num_heads, self.head_dim).transpose(1, 2)
-        k = qkv[:, :, :, r].transpose(1, 2)
-        v = qkv[:, :, :, r + 1].transpose(1, 2)
-        return q, k, v
+        return qkv[:, :, :, : r + 1], qkv[:, :, :, r + 1].transpose(1, 2)
+
+    def split_qk(self, qk):
+        b, s, _, r1, d = qk.shape
+        q = qk[:, :, :, : r1 - 1].reshape(b, s, self.num_heads, d).transpose(1, 2)
+        return q, qk[:, :, :, r1 - 1].transpose(1, 2)
 
     def out_proj(self, x):
         return self.wo(x)
@@ -147,14 +156,14 @@ class Phi3Attention(Attention):
         self.qkv_proj = nn.Linear(cfg.hidden_size, out, bias=False)
         self.o_proj = nn.Linear(self.num_heads * self.head_dim, cfg.hidden_size, bias=False)
 
-    def split_qkv(self, x):
+    def project(self, x):
         b, s, _ = x.shape
-        hd, gd = self.num_heads * self.head_dim, self.num_kv * self.head_dim
-        q, k, v = self.qkv_proj(x).split([hd, gd, gd], dim=-1)
-        q = q.view(b, s, self.num_heads, self.head_dim).transpose(1, 2)
-        k = k.view(b, s, self.num_kv, self.head_dim).transpose(1, 2)
-        v = v.view(b, s, self.num_kv, self.head_dim).transpose(1, 2)
-        return q, k, v
+        h = self.num_heads + self.num_kv
+        qkv = self.qkv_proj(x).view(b, s, h + self.num_kv, self.head_dim)
+        return qkv[:, :, :h], qkv[:, :, h:].transpose(1, 2)
+
+    def split_qk(self, qk):
+        return qk[:, :, : self.num_heads].transpose(1, 2), qk[:, :, self.num_heads :].transpose(1, 2)
 
     def out_proj(self, x):
         return self.o_proj(x)
