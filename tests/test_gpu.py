@@ -61,3 +61,32 @@ def test_bfloat16_logits_within_tolerance(name):
     expected = T["forward.logits"]
     err = (logits - expected).abs().max().item()
     assert err <= 0.1 * max(1.0, expected.abs().max().item()), err  # ~bf16 epsilon x depth x magnitude
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_compiled_vlm_chat_matches_eager_and_compiles_once(name):
+    """``tessera.load(..., compile=True)`` on CUDA answers as the eager path does (the official answer for the
+    fixture's question), and a prompt of another length reuses the graph (a fixed KV-cache length), so only
+    the first call of a batch size compiles."""
+    from torch._dynamo.utils import counters
+
+    import tessera
+
+    root = conformance_path("models", name)
+    ref = json.loads((root / "reference.json").read_text())
+    T = load_file(str(root / "reference.safetensors"))
+    case = next(c for c in ref["generation"] if c["api"] == "chat")
+    kw = dict(pixel_values=T[case["pixel_values"]].float(), num_patches_list=case["num_patches_list"],
+              system_message=ref["system_message"], max_new_tokens=case["max_new_tokens"])
+    questions = [case["question"], case["question"] + " Answer in a few words, please."]
+    eager = tessera.load(root, device="cuda", dtype="float32")
+    expected = [eager.chat(q, **kw) for q in questions]
+    assert expected[0] == case["responses"][0]
+    del eager
+    vlm = tessera.load(root, device="cuda", dtype="float32", compile=True, compile_len=1024)
+    answers, graphs = [], []
+    for q in questions:
+        answers.append(vlm.chat(q, **kw))
+        graphs.append(counters["stats"]["unique_graphs"])
+    assert answers == expected
+    assert graphs[1] == graphs[0], graphs  # the second prompt length compiled nothing new

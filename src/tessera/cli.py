@@ -37,7 +37,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 def _load(args):
     import tessera
 
-    return tessera.load(args.model, device=args.device, dtype=args.dtype)
+    return tessera.load(args.model, device=args.device, dtype=args.dtype, compile=getattr(args, "compile", False))
 
 
 # ---------------------------------------------------------------------------------------------- chat
@@ -54,6 +54,9 @@ def _register_chat(sub) -> None:
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--system", default=None, help="override the system message")
     p.add_argument("--verbose", "-v", action="store_true", help="print tile grid, token counts and speed")
+    p.add_argument("--compile", action="store_true",
+                   help="compiled decode (CUDA graphs on GPU): the first answer waits for the compilation, the "
+                        "rest decode several times faster; for interactive sessions")
     p.set_defaults(func=_run_chat)
 
 

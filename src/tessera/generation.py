@@ -224,6 +224,7 @@ def generate(
     *,
     compile: bool = False,
     check_every: int = 1,
+    cache_len: int | None = None,
 ) -> Iterator[torch.Tensor]:
     """Yield the next token of every row [b] per step; finished rows yield ``pad_id``.
 
@@ -231,7 +232,12 @@ def generate(
     ``max_new_tokens``. The loop ends when every row has finished. The caller may stop early by closing
     the generator (``break``). ``compile`` runs the decode step through ``torch.compile`` (CUDA graphs on
     GPU); ``check_every`` > 1 checks for finished rows only every that many steps, so the loop does not
-    wait for the device at each token (rows that finished keep yielding ``pad_id``).
+    wait for the device at each token (rows that finished keep yielding ``pad_id``). ``cache_len`` fixes the
+    KV cache length (default prompt + max_new_tokens): with ``compile``, one length for every call means one
+    compiled graph per batch size, however long each prompt is.
+
+    Each step's decode is queued before its tokens are yielded, so a caller that reads them (``.tolist()``)
+    waits for the sampling only while the device already runs the next step.
     """
     b = batch.input_ids.shape[0]
     if len(params) != b:
@@ -239,6 +245,11 @@ def generate(
     max_new = max(p.max_new_tokens for p in params)
     dev = batch.input_ids.device
     max_len = batch.input_ids.shape[1] + max_new
+    if cache_len is not None:
+        if cache_len < max_len:
+            raise ValueError(f"cache_len={cache_len} cannot hold the prompt ({batch.input_ids.shape[1]} tokens) "
+                             f"and {max_new} new tokens")
+        max_len = cache_len
     limits = torch.tensor([p.max_new_tokens for p in params], device=dev)
     stop_ids = sorted({t for p in params for t in p.stop_token_ids})
     stop_table = torch.tensor(stop_ids or [-1], device=dev)
@@ -251,11 +262,13 @@ def generate(
             tokens = sampler(logits)
             tokens = torch.where(finished, torch.full_like(tokens, pad_id), tokens)
             sampler.observe(tokens)
-            yield tokens
             finished |= torch.isin(tokens, stop_table) | (step + 1 >= limits)
-            if step + 1 == max_new or ((step + 1) % check_every == 0 and bool(finished.all())):
+            last = step + 1 == max_new
+            if not last:
+                logits = decode_step(model, tokens, state, compile)  # queued before the caller reads tokens
+            yield tokens
+            if last or ((step + 1) % check_every == 0 and bool(finished.all())):
                 break
-            logits = decode_step(model, tokens, state, compile)
     finally:
         if not compile:
             lm.clear_caches()  # compiled steps keep the cache buffers (static addresses for CUDA graphs)
