@@ -10,6 +10,7 @@ import sys
 import pytest
 
 import tessera
+import tessera.generation as generation
 from tessera.cli import main
 
 from conftest import CONFORMANCE, conformance_path
@@ -122,3 +123,21 @@ def test_bench_keeps_the_other_modes_when_one_fails(tmp_path, capsys, monkeypatc
     assert set(report["results"]) == {"eager"} and "out of memory" in report["errors"]["continuous"]
     captured = capsys.readouterr()
     assert "mode continuous failed" in captured.err and "time to first token" in captured.out
+
+
+def test_chat_compile_flag_loads_a_compiling_vlm(vlm, capsys, monkeypatch):
+    loaded = []
+    real = tessera.load
+
+    def spy(*args, **kwargs):
+        loaded.append(kwargs.get("compile"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tessera, "load", spy)
+    monkeypatch.setattr(generation, "compiled_step", lambda lm: generation._step)  # compiled for real elsewhere
+    args = ["chat", "--model", str(conformance_path("models", MODEL)), "--dtype", "float32", "--device", "cpu",
+            "--max-new-tokens", "4", "Hello"]
+    assert main(args) == 0 and main([*args[:-1], "--compile", "Hello"]) == 0
+    assert loaded == [False, True]
+    plain, compiled = capsys.readouterr().out.splitlines()
+    assert plain == compiled == vlm.chat("Hello", max_new_tokens=4)
