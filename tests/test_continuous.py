@@ -146,3 +146,51 @@ def test_dynamic_ntk_per_row():
     got = _drive(runner, reqs, 1)
     runner.close()
     assert got == want
+
+
+def test_compiled_steps_use_power_of_two_windows_and_give_the_official_answers(fixture, monkeypatch):
+    """``compile=True`` (``tessera serve --compile``): the step goes through ``compiled_row_step`` with an
+    attention window rounded up to a power of two (>= 512, at most max_len), so few graphs serve all lengths.
+    The compiled function is the eager one here; the real compilation is the next test's."""
+    import tessera.generation as generation
+
+    vlm, ref, T = fixture
+    widths = []
+
+    def spy(lm, tokens, slots, mask, rope):
+        widths.append(mask.shape[-1])
+        return generation._row_step(lm, tokens, slots, mask, rope)
+
+    monkeypatch.setattr(generation, "compiled_row_step", lambda lm: spy)
+    cases = _requests(vlm, ref, T)
+    monkeypatch.setattr(vlm, "compile", True)
+    for max_len, allowed in ((1024, {512}), (300, {300})):
+        widths.clear()
+        runner = vlm.continuous(rows=2, max_len=max_len)
+        try:
+            texts = _drive(runner, [r for r, _ in cases] * 2, 2)
+        finally:
+            runner.close()
+        assert texts == [want for _, want in cases] * 2
+        assert widths and set(widths) == allowed, (max_len, set(widths))
+
+
+def test_compiled_steps_for_real_follow_each_rows_rope():
+    """Real ``torch.compile`` (inductor on CPU) of the continuous step, on rows whose dynamic-NTK RoPE differ
+    (the tables are made outside the graph): the answers of a batch of one."""
+    from torch._dynamo.utils import counters
+
+    vlm = tessera.load(conformance_path("models", "mini-internvl-chat-2b-v1-5-tiny"), dtype="float32")
+    cfg = vlm.model.language_model.config
+    questions = ["Hi", "Tell me a story about a cat " * 3, "Why?"]
+    reqs = [vlm.prepare(q, params=SamplingParams(max_new_tokens=10, stop_token_ids=(vlm.stop_token_id,)))
+            for q in questions]
+    cfg.max_position_embeddings = min(len(r.input_ids) for r in reqs) + 3
+    want = [vlm.chat(q, max_new_tokens=10) for q in questions]
+    vlm.compile = True
+    before = counters["stats"]["unique_graphs"]
+    runner = vlm.continuous(rows=3, max_len=256)
+    got = _drive(runner, reqs, 1)
+    runner.close()
+    assert got == want
+    assert counters["stats"]["unique_graphs"] > before  # it did compile

@@ -7,7 +7,9 @@ bandwidth) are measured in the same run. Modes:
 
 * ``eager``: tessera with compilation and CUDA graphs off (the baseline);
 * ``fast``: the decode step compiled with ``torch.compile(mode="reduce-overhead")`` (CUDA graphs on GPU)
-  and no host synchronisation inside the decode loop.
+  and no host synchronisation inside the decode loop;
+* ``continuous``: the server's continuous batching (eager steps); ``continuous-fast``: the same with compiled
+  steps (``tessera serve --compile``).
 
 The JSON schema (``SCHEMA_VERSION``) is stable: releases are compared with it. Top level: ``schema``,
 ``device``, ``preset``, ``dtype``, ``settings``, ``params``, ``ceilings`` {``matmul_tflops``,
@@ -171,7 +173,7 @@ def _continuous_fns(model, s: BenchSettings, mode: str, max_len: int):
     params = SamplingParams(max_new_tokens=s.new_tokens)
 
     def prefilled(batch: Batch) -> ContinuousBatch:
-        cb = ContinuousBatch(model, batch.input_ids.shape[0], max_len, 0)
+        cb = ContinuousBatch(model, batch.input_ids.shape[0], max_len, 0, compile=mode == "continuous-fast")
         per = s.tiles
         cb.add_many([(i, batch.input_ids[i].tolist(), batch.pixel_values[i * per : (i + 1) * per], params)
                      for i in range(batch.input_ids.shape[0])])
@@ -190,7 +192,7 @@ def run_mode(model, cfg, s: BenchSettings, mode: str, device) -> dict[str, float
     pv = one.pixel_values.to(model.language_model.head.weight.dtype)
     with torch.no_grad():
         vision = _timed(lambda: model.extract_feature(pv), device, s.repeats)
-    fns = _continuous_fns if mode == "continuous" else _generate_fns
+    fns = _continuous_fns if mode.startswith("continuous") else _generate_fns
     first_token, full = fns(model, s, mode, one.input_ids.shape[1] + s.new_tokens + 1)
     ttft = _timed(lambda: first_token(one), device, s.repeats)
     t_long = _timed(lambda: full(one), device, s.repeats)
@@ -280,14 +282,15 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--modes", default="eager,fast",
                    help="comma list of eager (static batch, eager steps), fast (compiled steps), continuous "
-                        "(the server's continuous batching)")
+                        "(the server's continuous batching), continuous-fast (the same, compiled steps: "
+                        "tessera serve --compile)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--layers", type=int, default=None, help="override layer counts (quick runs)")
     p.add_argument("--json", default=None, help="also write the report as JSON to this path")
     p.set_defaults(func=run_cli)
 
 
-MODES = ("eager", "fast", "continuous")
+MODES = ("eager", "fast", "continuous", "continuous-fast")
 
 
 def run_cli(args: argparse.Namespace) -> int:

@@ -180,7 +180,23 @@ def _step(lm, tokens: torch.Tensor, positions: torch.Tensor, cache_pos: torch.Te
     return lm.logits(hidden[:, -1])
 
 
+def _row_step(lm, tokens: torch.Tensor, slots: torch.Tensor, mask: torch.Tensor, rope) -> torch.Tensor:
+    """One continuous-batching step: tokens [b, 1] at per-row cache slots [b, 1] (also their RoPE positions)
+    with the per-row cos/sin ``rope``; returns logits [b, v]. Static shapes for a given mask width."""
+    hidden = lm(lm.embed_tokens(tokens), slots, cache_pos=slots, mask=mask, rope=rope)
+    return lm.logits(hidden[:, -1])
+
+
 _COMPILED: dict[int, object] = {}
+_COMPILED_ROWS: dict[int, object] = {}
+
+
+def compiled_row_step(lm):
+    """``torch.compile(mode="reduce-overhead")`` of :func:`_row_step`, one per model."""
+    key = id(lm)
+    if key not in _COMPILED_ROWS:
+        _COMPILED_ROWS[key] = torch.compile(_row_step, mode="reduce-overhead", dynamic=False)
+    return _COMPILED_ROWS[key]
 
 
 def compiled_step(lm):
@@ -288,9 +304,10 @@ class ContinuousBatch:
     (InternLM2's dynamic NTK, Phi-3's LongRoPE) follow each row's own length, as for a batch of one.
     """
 
-    def __init__(self, model: InternVLChatModel, rows: int, max_len: int, pad_id: int):
+    def __init__(self, model: InternVLChatModel, rows: int, max_len: int, pad_id: int, compile: bool = False):
         lm = model.language_model
         self.model, self.rows, self.max_len, self.pad_id = model, rows, max_len, pad_id
+        self.compile = compile
         # the batch owns its caches and installs them around each call: other generations on the same model
         # (chat() from another thread, between two steps) set up and clear their own
         self.caches = lm.new_caches(rows, max_len)
@@ -362,7 +379,8 @@ class ContinuousBatch:
         whose cache is full gets no token (the caller should have removed it: ``add`` checks the budget).
 
         Attention runs over the slots in use only (up to the longest row, rounded up to 64), not the whole
-        cache."""
+        cache. With ``compile`` the model call is :func:`compiled_row_step` and the window is rounded up to a
+        power of two (at least 512), so a few graphs serve every length."""
         active = [r for r in self.active_rows if self.lengths[r] < self.max_len]
         if not active:
             return {}
@@ -370,12 +388,16 @@ class ContinuousBatch:
         dev = self.valid.device
         slot = torch.tensor(self.lengths, device=dev).clamp_max(self.max_len - 1)
         self.valid[torch.arange(self.rows, device=dev), slot] = True  # idle rows: their slot 0, set already
-        used = min(self.max_len, -(-(max(self.lengths[r] for r in active) + 1) // 64) * 64)
-        embeds = lm.embed_tokens(torch.tensor(self.tokens, device=dev).view(-1, 1))
+        longest = max(self.lengths[r] for r in active) + 1
+        if self.compile:
+            used = min(self.max_len, max(512, 1 << (longest - 1).bit_length()))
+        else:
+            used = min(self.max_len, -(-longest // 64) * 64)
+        tokens = torch.tensor(self.tokens, device=dev).view(-1, 1)
+        rope = lm.rotary(slot.view(-1, 1), 0, lm.head.weight.dtype, per_row=True)
+        step = compiled_row_step(lm) if self.compile else _row_step
         with _caches_installed(lm, self.caches):
-            hidden = lm(embeds, slot.view(-1, 1), cache_pos=slot.view(-1, 1),
-                        mask=self.valid[:, None, None, :used], rope_per_row=True)
-        logits = lm.logits(hidden[:, -1])
+            logits = step(lm, tokens, slot.view(-1, 1), self.valid[:, None, None, :used], rope)
         plain = [r for r in active if self.samplers[r].greedy and not self.samplers[r].use_penalty]
         chosen = dict(zip(plain, logits[plain].argmax(-1).tolist())) if plain else {}
         for r in active:

@@ -131,7 +131,7 @@ class ContinuousRunner:
     def __init__(self, vlm: VLM, rows: int, max_len: int):
         self.vlm = vlm
         with vlm._lock:
-            self.batch = ContinuousBatch(vlm.model, rows, max_len, vlm.tokenizer.pad_token_id)
+            self.batch = ContinuousBatch(vlm.model, rows, max_len, vlm.tokenizer.pad_token_id, compile=vlm.compile)
         self.rows: dict[int, _Row] = {}
 
     @property
@@ -361,7 +361,8 @@ class VLM:
             yield from self._run(requests, cancelled)
 
     def continuous(self, rows: int = 8, max_len: int = 8192) -> ContinuousRunner:
-        """A :class:`ContinuousRunner` with ``rows`` slots of ``max_len`` tokens (prompt + answer) each."""
+        """A :class:`ContinuousRunner` with ``rows`` slots of ``max_len`` tokens (prompt + answer) each; its
+        steps are compiled when the VLM was loaded with ``compile=True``."""
         return ContinuousRunner(self, rows, max_len)
 
     def _run(self, requests: Sequence[Request], cancelled: Callable[[int], bool] | None) -> Iterator[list[StepOutput]]:

@@ -298,20 +298,26 @@ class CausalLM(nn.Module):
         kv_len: int | None = None,
         prefill: bool = False,
         rope_per_row: bool = False,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """[b, s, c] embeddings, [b, s] RoPE positions -> final-norm hidden states [b, s, c].
 
         ``cache_pos`` [s]: write keys/values to the static caches at these slots (see ``setup_caches``);
         ``prefill``: the caches are empty beyond this call, so attention only looks at its own keys.
         ``rope_per_row``: length-dependent RoPE variants follow each row's own length (continuous batching).
+        ``rope``: cos/sin tables [b, s, d] made beforehand by ``self.rotary`` (a compiled caller keeps the
+        length-dependent choice of tables, a host decision, out of its graph); ``kv_len`` is then unused.
 
         ``kv_len`` (the total sequence length including cached tokens) only matters for InternLM2's
         dynamic NTK beyond max_position_embeddings; it defaults to max(position_ids) + 1.
         """
         x = inputs_embeds
-        if kv_len is None:
-            kv_len = int(position_ids.max()) + 1 if self.rotary.kind == "dynamic" else 0
-        cos, sin = self.rotary(position_ids, kv_len, x.dtype, per_row=rope_per_row)
+        if rope is not None:
+            cos, sin = rope
+        else:
+            if kv_len is None:
+                kv_len = int(position_ids.max()) + 1 if self.rotary.kind == "dynamic" else 0
+            cos, sin = self.rotary(position_ids, kv_len, x.dtype, per_row=rope_per_row)
         for layer in self.model.layers:
             dev = layer.ffn_norm.weight.device if self.is_internlm2 else layer.input_layernorm.weight.device
             if x.device != dev:  # a model split across GPUs by layers (tessera.parallel)

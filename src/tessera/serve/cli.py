@@ -67,6 +67,9 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="let image URLs reach loopback/private/link-local addresses; off by default (SSRF)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... or auto (default: auto)")
     p.add_argument("--dtype", default=None, help="bfloat16, float16 or float32 (default: the checkpoint's)")
+    p.add_argument("--compile", action="store_true",
+                   help="compiled decode steps (torch.compile, CUDA graphs on GPU); the first requests wait for "
+                        "the compilation")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return p
 
@@ -111,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"tessera serve: {e}", file=sys.stderr)
         return 2
     try:
-        vlm = tessera.load(args.model, device=args.device, dtype=args.dtype)
+        vlm = tessera.load(args.model, device=args.device, dtype=args.dtype, compile=args.compile)
     except (OSError, ValueError, CheckpointError) as e:
         print(f"tessera serve: cannot load the model {args.model or '(bundled)'}: {e}", file=sys.stderr)
         return 1
