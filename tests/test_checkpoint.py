@@ -133,3 +133,23 @@ def test_presets_round_trip_and_unknown_name():
         assert ChatConfig.from_dict(cfg.to_dict()).to_dict() == cfg.to_dict()
     with pytest.raises(ConfigError, match="unknown preset"):
         ChatConfig.from_name("internvl-9000")
+
+
+def test_loading_skips_and_restores_the_random_init():
+    """The model is built on meta without running nn.init (the checkpoint overwrites every tensor), and the init
+    functions are torch's own again afterwards, also when building fails."""
+    import torch
+
+    from tessera import checkpoint
+
+    originals = {name: getattr(torch.nn.init, name) for name in checkpoint._INIT_FUNCTIONS}
+    with checkpoint._no_init():
+        t = torch.zeros(3)
+        assert torch.nn.init.normal_(t) is t and torch.equal(t, torch.zeros(3))
+    assert {name: getattr(torch.nn.init, name) for name in originals} == originals
+    try:
+        with checkpoint._no_init():
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    assert {name: getattr(torch.nn.init, name) for name in originals} == originals

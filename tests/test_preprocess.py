@@ -263,8 +263,9 @@ def test_pixel_values_small_matches_official(tiles_index):
     assert np.abs(pv.numpy() - expected).max() <= 2e-3
 
 
-def test_to_pixel_values_is_bit_identical_to_totensor_normalize():
+def test_to_pixel_values_is_bit_identical_to_totensor_normalize(monkeypatch):
     tiles = np.random.default_rng(0).integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)
+    monkeypatch.setattr(P.resample, "SMALL_OUTPUT_PIXELS", 0)  # the compiled loop even for these small tiles
     # torchvision ToTensor: float().div(255); Normalize: sub_(mean).div_(std), per tile
     mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
     ref = torch.stack([torch.from_numpy(t).permute(2, 0, 1).float().div(255).sub_(mean).div_(std) for t in tiles])
@@ -276,6 +277,10 @@ def test_to_pixel_values_is_bit_identical_to_totensor_normalize():
     assert torch.equal(to_pixel_values(tiles[:1]), ref[:1])  # single tile, no threads
     with pytest.MonkeyPatch.context() as mp:  # without numba: numpy per tile, the same bits
         mp.setattr(P.resample, "kernels_available", lambda: False)
+        assert torch.equal(to_pixel_values(tiles), ref)
+    monkeypatch.undo()  # small tiles: numpy, without starting numba, the same bits
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(P.resample, "kernels_available", lambda: pytest.fail("numba consulted for small tiles"))
         assert torch.equal(to_pixel_values(tiles), ref)
     bf = to_pixel_values(tiles, dtype=torch.bfloat16, device="cpu")
     assert bf.dtype == torch.bfloat16 and bf.device.type == "cpu"

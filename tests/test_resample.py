@@ -21,6 +21,23 @@ def _random_image(rng: np.random.Generator, w: int, h: int) -> Image.Image:
     return Image.fromarray(arr.astype(np.uint8))
 
 
+@pytest.fixture(autouse=True)
+def _kernels_for_every_size(monkeypatch):
+    """The compiled passes even for the small sizes these tests use (resize_many sends small work to PIL)."""
+    monkeypatch.setattr(resample, "SMALL_OUTPUT_PIXELS", 0)
+
+
+def test_small_work_goes_to_pil_without_the_kernels(monkeypatch):
+    """Below SMALL_OUTPUT_PIXELS output pixels, PIL: the same bits, and numba is not even consulted."""
+    monkeypatch.undo()
+    monkeypatch.setattr(resample, "pass_order", lambda: pytest.fail("kernels consulted for a small resize"))
+    image = _random_image(np.random.default_rng(3), 306, 153)
+    tiles, thumb = resample.resize_many(image, [((224, 112), 112), ((112, 112), None)])
+    ref = np.asarray(image.resize((224, 112)))
+    assert np.array_equal(tiles, np.stack([ref[:, :112], ref[:, 112:]]))
+    assert np.array_equal(thumb, np.asarray(image.resize((112, 112))))
+
+
 def test_fast_path_in_use():
     """numba is a dependency and the probe must agree with the installed Pillow: the fast path is on."""
     assert resample.fast_path_available()

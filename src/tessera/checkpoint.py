@@ -13,6 +13,7 @@ the result loads in the official code, vLLM and LMDeploy.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -140,6 +141,25 @@ def checkpoint_dtype(config: ChatConfig) -> torch.dtype:
     return getattr(torch, name) if isinstance(name, str) and hasattr(torch, name) else torch.bfloat16
 
 
+_INIT_FUNCTIONS = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "kaiming_uniform_",
+                   "kaiming_normal_", "xavier_uniform_", "xavier_normal_")
+
+
+@contextlib.contextmanager
+def _no_init():
+    """Skip the modules' random initialisation while building on the meta device: the checkpoint overwrites
+    every tensor, and initialising meta tensors goes through torch's reference kernels, whose first use
+    imports torch._dynamo (about 1 s of a CLI command's start-up)."""
+    saved = {name: getattr(torch.nn.init, name) for name in _INIT_FUNCTIONS}
+    for name in _INIT_FUNCTIONS:
+        setattr(torch.nn.init, name, lambda tensor, *args, **kwargs: tensor)
+    try:
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(torch.nn.init, name, fn)
+
+
 def load_model(
     path: str | os.PathLike, *, device: str | torch.device | Sequence = "cpu", dtype: torch.dtype | None = None
 ) -> tuple[InternVLChatModel, Path]:
@@ -154,7 +174,7 @@ def load_model(
     except ConfigError as exc:
         raise CheckpointError(str(exc)) from None
     dtype = dtype or checkpoint_dtype(config)
-    with torch.device("meta"):
+    with torch.device("meta"), _no_init():
         model = InternVLChatModel(config)
     devices = parse_devices(device)
     target = device_fn(config, devices) if len(devices) > 1 else devices[0]

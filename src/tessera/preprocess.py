@@ -349,7 +349,8 @@ def to_pixel_values(
         arr = np.ascontiguousarray(x.cpu().numpy())
         out = np.empty((arr.shape[0], 3, arr.shape[1], arr.shape[2]), np.float32)
         threads = resample.num_threads()
-        if resample.kernels_available():  # one table lookup per value, tiles split over the threads
+        small = arr.size < resample.SMALL_OUTPUT_PIXELS * 3  # numpy: no numba start for a few small tiles
+        if not small and resample.kernels_available():  # one table lookup per value, tiles split over threads
             from tessera._kernels import normalise_tiles
 
             pieces = resample.splits(arr.shape[0], threads)

@@ -350,6 +350,9 @@ def _run(stages: list[list[Task]], threads: int) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
+SMALL_OUTPUT_PIXELS = 1 << 20  # below this many output pixels PIL's resize takes a few ms
+
+
 def fast_path_available() -> bool:
     """Whether the compiled resampler is in use (numba installed and bit-identical to this Pillow)."""
     return pass_order() is not None
@@ -380,7 +383,9 @@ def resize_many(image: Image.Image | np.ndarray, jobs: Sequence[tuple[tuple[int,
             raise ValueError(f"resize to {ow}x{oh}: the size must be at least 1x1")
         if tile and (ow % tile or oh % tile):
             raise ValueError(f"resize to {ow}x{oh} does not cut into {tile}x{tile} tiles")
-    rule = pass_order()
+    # small work goes to PIL: the same bits, and a one-shot command does not pay numba's start (~1 s)
+    small = sum(ow * oh for (ow, oh), _ in jobs) < SMALL_OUTPUT_PIXELS
+    rule = None if small else pass_order()
     threads = threads or num_threads()
     if rule is not None:
         source = np.ascontiguousarray(image) if isinstance(image, np.ndarray) else image

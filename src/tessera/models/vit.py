@@ -110,10 +110,10 @@ class VisionEncoderLayer(nn.Module):
         c = cfg.hidden_size
         self.norm1 = _norm(cfg, c)
         self.attn = VisionAttention(cfg)
-        self.ls1 = nn.Parameter(cfg.initializer_factor * torch.ones(c))
+        self.ls1 = nn.Parameter(torch.full((c,), float(cfg.initializer_factor)))
         self.norm2 = _norm(cfg, c)
         self.mlp = VisionMLP(cfg)
-        self.ls2 = nn.Parameter(cfg.initializer_factor * torch.ones(c))
+        self.ls2 = nn.Parameter(torch.full((c,), float(cfg.initializer_factor)))
         self.drop_path_rate = drop_path_rate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
