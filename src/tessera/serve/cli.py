@@ -114,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"tessera serve: {e}", file=sys.stderr)
         return 2
     try:
-        vlm = tessera.load(args.model, device=args.device, dtype=args.dtype, compile=args.compile)
+        vlm = tessera.load(args.model, device=args.device, dtype=args.dtype, compile=args.compile,
+                           compile_len=args.max_model_len or 8192)
     except (OSError, ValueError, CheckpointError) as e:
         print(f"tessera serve: cannot load the model {args.model or '(bundled)'}: {e}", file=sys.stderr)
         return 1
