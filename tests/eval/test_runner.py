@@ -119,3 +119,18 @@ def test_cli_run_then_score_only(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["--bench", "ai2d", "--data", str(tmp_path / "empty"), "--vlm-factory", "eval_fakes:make"]) == 2
     assert "ai2d: no file matching" in capsys.readouterr().err
+
+
+def test_compile_flag_reaches_tessera_load(tmp_path, monkeypatch):
+    import tessera
+    from tessera.eval.cli import load_model
+
+    parser = argparse.ArgumentParser(prog="tessera")
+    register(parser.add_subparsers(dest="command"))
+    seen = []
+    monkeypatch.setattr(tessera, "load", lambda model, **kw: seen.append(kw) or "vlm")
+    for extra in ([], ["--compile"]):
+        args = parser.parse_args(["eval", "--model", "m", "--bench", "synth", "--data", str(tmp_path),
+                                  "--device", "cpu", *extra])
+        assert load_model(args, None) == "vlm"
+    assert [kw["compile"] for kw in seen] == [False, True]
