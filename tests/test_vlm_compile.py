@@ -6,6 +6,8 @@ is swapped for the eager one, so what is tested is the routing and the fixed cac
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -78,3 +80,25 @@ def test_real_compilation_on_cpu_matches_eager_and_compiles_once():
         graphs.append(counters["stats"]["unique_graphs"])
     assert answers == expected
     assert graphs[1] > graphs[0] and graphs[2] == graphs[1], graphs  # compiled on the first call only
+
+
+def test_a_failing_compilation_falls_back_to_eager_with_one_warning(monkeypatch):
+    """No C++ compiler, an op inductor cannot handle...: the chat still answers (eagerly), warning once."""
+    vlm, ref, T = load_fixture_model("internvl-chat-v1-5-tiny")
+
+    def broken(fn, **kwargs):
+        def call(*args):
+            raise RuntimeError("inductor: no working C++ compiler found")
+        return call
+
+    monkeypatch.setattr(generation.torch, "compile", broken)
+    monkeypatch.setattr(generation, "_COMPILED", {})
+    case = next(c for c in ref["generation"] if c["api"] == "chat")
+    kw = dict(pixel_values=T[case["pixel_values"]].float(), num_patches_list=case["num_patches_list"],
+              system_message=ref["system_message"], max_new_tokens=case["max_new_tokens"])
+    vlm.compile = True
+    with pytest.warns(RuntimeWarning, match="torch.compile failed.*decoding eagerly"):
+        assert vlm.chat(case["question"], **kw) == case["responses"][0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert vlm.chat(case["question"], **kw) == case["responses"][0]  # eager from now on, no new warning

@@ -16,6 +16,7 @@ Shape legend: b = batch, s = prompt length, K = cache length (prompt + max new t
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -187,24 +188,38 @@ def _row_step(lm, tokens: torch.Tensor, slots: torch.Tensor, mask: torch.Tensor,
     return lm.logits(hidden[:, -1])
 
 
-_COMPILED: dict[int, object] = {}
-_COMPILED_ROWS: dict[int, object] = {}
+_COMPILED: dict[tuple[str, int], object] = {}
 
 
-def compiled_row_step(lm):
-    """``torch.compile(mode="reduce-overhead")`` of :func:`_row_step`, one per model."""
-    key = id(lm)
-    if key not in _COMPILED_ROWS:
-        _COMPILED_ROWS[key] = torch.compile(_row_step, mode="reduce-overhead", dynamic=False)
-    return _COMPILED_ROWS[key]
+def _compiled(fn, lm):
+    """``torch.compile(fn, mode="reduce-overhead")`` (CUDA graphs on GPU), one per function and model. If the
+    compilation fails (no C++ compiler for inductor on this machine, an op it cannot handle) the call warns
+    once and runs eagerly from then on: compiling is an optimisation, never a reason for a chat to fail."""
+    key = (fn.__name__, id(lm))
+    if key not in _COMPILED:
+        compiled = torch.compile(fn, mode="reduce-overhead", dynamic=False)
+
+        def call(*args):
+            try:
+                return compiled(*args)
+            except Exception as exc:  # any compiler failure falls back to the same eager code
+                warnings.warn(f"torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); decoding eagerly",
+                              RuntimeWarning, stacklevel=3)
+                _COMPILED[key] = fn
+                return fn(*args)
+
+        _COMPILED[key] = call
+    return _COMPILED[key]
 
 
 def compiled_step(lm):
-    """``torch.compile(mode="reduce-overhead")`` of :func:`_step` (CUDA graphs on GPU), one per model."""
-    key = id(lm)
-    if key not in _COMPILED:
-        _COMPILED[key] = torch.compile(_step, mode="reduce-overhead", dynamic=False)
-    return _COMPILED[key]
+    """:func:`_step` compiled for ``lm`` (see :func:`_compiled`)."""
+    return _compiled(_step, lm)
+
+
+def compiled_row_step(lm):
+    """:func:`_row_step` compiled for ``lm`` (see :func:`_compiled`)."""
+    return _compiled(_row_step, lm)
 
 
 @torch.no_grad()
