@@ -18,11 +18,22 @@ from tessera.generation import Batch, SamplingParams, generate
 from conftest import MODEL_NAMES, load_fixture_model
 
 
+def _chat_kwargs(ref, T, case):
+    """The official chat()/batch_chat() arguments of a fixture generation case (its tiles, system message)."""
+    return dict(pixel_values=T[case["pixel_values"]].float(), num_patches_list=case["num_patches_list"],
+                system_message=ref["system_message"], max_new_tokens=case["max_new_tokens"])
+
+
+def _first_chat(ref, T):
+    """(case, chat kwargs) of the fixture's first single-prompt chat case."""
+    case = next(c for c in ref["generation"] if c["api"] == "chat")
+    return case, _chat_kwargs(ref, T, case)
+
+
 def _answers(vlm, ref, T):
     out = []
     for case in ref["generation"]:
-        kw = dict(pixel_values=T[case["pixel_values"]].float(), num_patches_list=case["num_patches_list"],
-                  system_message=ref["system_message"], max_new_tokens=case["max_new_tokens"])
+        kw = _chat_kwargs(ref, T, case)
         out.append([vlm.chat(case["question"], **kw)] if case["api"] == "chat" else vlm.batch_chat(case["questions"], **kw))
     return out
 
@@ -67,9 +78,7 @@ def test_real_compilation_on_cpu_matches_eager_and_compiles_once():
     from torch._dynamo.utils import counters
 
     vlm, ref, T = load_fixture_model("internvl-chat-v1-5-tiny")
-    case = next(c for c in ref["generation"] if c["api"] == "chat")
-    kw = dict(pixel_values=T[case["pixel_values"]].float(), num_patches_list=case["num_patches_list"],
-              system_message=ref["system_message"], max_new_tokens=case["max_new_tokens"])
+    case, kw = _first_chat(ref, T)
     questions = [case["question"], case["question"] + " Answer in a few words, please."]
     expected = [vlm.chat(q, **kw) for q in questions]
     assert expected[0] == case["responses"][0]
@@ -93,9 +102,7 @@ def test_a_failing_compilation_falls_back_to_eager_with_one_warning(monkeypatch)
 
     monkeypatch.setattr(generation.torch, "compile", broken)
     monkeypatch.setattr(generation, "_COMPILED", {})
-    case = next(c for c in ref["generation"] if c["api"] == "chat")
-    kw = dict(pixel_values=T[case["pixel_values"]].float(), num_patches_list=case["num_patches_list"],
-              system_message=ref["system_message"], max_new_tokens=case["max_new_tokens"])
+    case, kw = _first_chat(ref, T)
     vlm.compile = True
     with pytest.warns(RuntimeWarning, match="torch.compile failed.*decoding eagerly"):
         assert vlm.chat(case["question"], **kw) == case["responses"][0]

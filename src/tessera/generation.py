@@ -174,18 +174,21 @@ def prefill(model: InternVLChatModel, batch: Batch, max_len: int) -> tuple[torch
     return logits, DecodeState(valid=valid, positions=positions[:, -1] + 1, slot=s, cache_pos=cache_pos)
 
 
-def _step(lm, tokens: torch.Tensor, positions: torch.Tensor, cache_pos: torch.Tensor, mask: torch.Tensor):
-    """One decode step with static shapes (the part that is compiled / captured as a CUDA graph)."""
+def _step(lm, tokens: torch.Tensor, positions: torch.Tensor, cache_pos: torch.Tensor, mask: torch.Tensor,
+          rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """One decode step with static shapes (the part that is compiled / captured as a CUDA graph): one token
+    per row (``tokens``, ``positions`` [b] or [b, 1]) written at ``cache_pos``; returns logits [b, v].
+    ``rope``: cos/sin tables made by the caller (else plain RoPE for ``positions``)."""
     embeds = lm.embed_tokens(tokens.view(-1, 1))
-    hidden = lm(embeds, positions.view(-1, 1), cache_pos=cache_pos, mask=mask, kv_len=0)
+    hidden = lm(embeds, positions.view(-1, 1), cache_pos=cache_pos, mask=mask, kv_len=0, rope=rope)
     return lm.logits(hidden[:, -1])
 
 
 def _row_step(lm, tokens: torch.Tensor, slots: torch.Tensor, mask: torch.Tensor, rope) -> torch.Tensor:
-    """One continuous-batching step: tokens [b, 1] at per-row cache slots [b, 1] (also their RoPE positions)
-    with the per-row cos/sin ``rope``; returns logits [b, v]. Static shapes for a given mask width."""
-    hidden = lm(lm.embed_tokens(tokens), slots, cache_pos=slots, mask=mask, rope=rope)
-    return lm.logits(hidden[:, -1])
+    """One continuous-batching step: :func:`_step` with each row at its own cache slot [b, 1] (also its RoPE
+    position) and per-row cos/sin ``rope``. A function of its own so that its compiled graphs (one per mask
+    width) are cached apart from :func:`_step`'s."""
+    return _step(lm, tokens, slots, slots, mask, rope)
 
 
 _COMPILED: dict[tuple[str, int], object] = {}

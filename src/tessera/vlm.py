@@ -208,7 +208,8 @@ class ContinuousRunner:
 class VLM:
     """An InternVL 1.5 chat model ready to answer: model + tokenizer + template + image settings."""
 
-    def __init__(self, model: InternVLChatModel, tokenizer: Tokenizer, path: str | os.PathLike | None = None):
+    def __init__(self, model: InternVLChatModel, tokenizer: Tokenizer, path: str | os.PathLike | None = None,
+                 *, compile: bool = False, compile_len: int = 8192):
         self.model = model
         self.tokenizer = tokenizer
         self.config = model.config
@@ -222,8 +223,7 @@ class VLM:
         self._lock = threading.RLock()
         # compiled decode (torch.compile, CUDA graphs on GPU) over a KV cache of compile_len slots for every
         # call, so each batch size compiles once; calls that do not fit run eagerly. See :func:`load`.
-        self.compile = False
-        self.compile_len = 8192
+        self.compile, self.compile_len = compile, compile_len
 
     # ------------------------------------------------------------------ properties
     @property
@@ -553,6 +553,4 @@ def load(
     if torch_dtype is None and on_cpu and model.language_model.head.weight.dtype == torch.float16:
         model = model.float()
     tokenizer = Tokenizer.from_dir(ckpt)
-    vlm = VLM(model, tokenizer, ckpt)
-    vlm.compile, vlm.compile_len = compile, compile_len
-    return vlm
+    return VLM(model, tokenizer, ckpt, compile=compile, compile_len=compile_len)

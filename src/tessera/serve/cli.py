@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from tessera.checkpoint import CheckpointError
 
     from .app import create_app
+    from .prepare import DEFAULT_MAX_MODEL_LEN
     from .settings import ServeSettings
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         vlm = tessera.load(args.model, device=args.device, dtype=args.dtype, compile=args.compile,
-                           compile_len=args.max_model_len or 8192)
+                           compile_len=args.max_model_len or DEFAULT_MAX_MODEL_LEN)
     except (OSError, ValueError, CheckpointError) as e:
         print(f"tessera serve: cannot load the model {args.model or '(bundled)'}: {e}", file=sys.stderr)
         return 1
