@@ -1,15 +1,21 @@
 """Can the tessera-tiny architecture, from random weights, learn where one shape is, its colour or its kind?
 
-    python benchmarks/learnability.py [--lrs 1e-3,3e-4,1.5e-4] [--task position|color|kind] [--steps 200]
-                                      [--scale 2] [--squash] [--init CHECKPOINT]
+    python benchmarks/learnability.py [--lrs 1e-3,3e-4,1.5e-4] [--task position|color|kind|bind|read|read1]
+                                      [--steps 200] [--scale 2] [--squash] [--init CHECKPOINT] [--pos-std 1]
 
 The smallest vision task of the bundled model, stripped of everything else: one circle (one of the six
 synthetic colours) in one of the nine cells of a 112 px tile, 16 image tokens after a few text tokens, and
 the answer read off the last position as a 9-way (position) or 6-way (colour) classification over the LLM's
 vocabulary; ``--task kind`` draws one of the four kinds instead of a circle and asks which (4-way).
+``--task bind`` draws 2-6 circles of different colours in different cells and asks the colour of the one in a
+given cell (a cell token before the last: binding a place to what is there, 6-way). ``--task read`` draws one
+tile of a reading page (12 px words in the page's cell layout, one in a red box) and asks the boxed word
+(32-way); ``read1`` the same with the boxed word alone on the tile.
 ``--scale 2`` draws the shape twice as large; ``--squash`` draws it on a canvas of one of the scenes' aspect
 ratios squeezed into the tile, as one tile shows a scene (a circle becomes an ellipse); ``--init`` starts from
-a trained checkpoint instead of random weights and scores its own answer words. Every step draws a fresh
+a trained checkpoint instead of random weights and scores its own answer words (``bind`` still asks with
+new cell tokens); ``--pos-std`` draws the ViT position and class embeddings with that std (official
+InternViT: 1) instead of 0.02. Every step draws a fresh
 batch, so the accuracy printed for a step (measured before its update) is held-out accuracy. Each learning
 rate starts from the same weights (random: ``init_weights``, std 0.02, as ``tessera train`` does from
 scratch) and trains with AdamW (weight decay 0.1), side by side in one run.
@@ -34,10 +40,15 @@ import tessera
 from tessera.models.internvl import InternVLChatModel
 from tessera.preprocess import to_pixel_values
 from tessera.synth import vocab as V
+from tessera.synth.document import cell_layout
+from tessera.synth.fonts import text_font
 from tessera.synth.shapes import ASPECTS, draw_shape
 from tessera.train.model_setup import chat_config, init_weights
 
 COLORS = list(V.COLORS)
+# The answers of each task, in label order.
+CLASSES = {"position": V.POSITIONS, "color": COLORS, "kind": V.SHAPES, "bind": COLORS, "read": V.WORDS,
+           "read1": V.WORDS}
 CELL = 112 / 3
 
 
@@ -48,6 +59,10 @@ def draw(rng: random.Random, task: str, scale: float = 1.0, squash: bool = False
     ``scale`` > 1 draws the shape that many times larger (as a scene's shape looks at 2x2 or 3x3 tiles), moved
     inwards just enough to stay inside the tile. ``squash`` draws on a canvas of one of the scenes' aspect ratios
     (sized against its shorter side, as scenes are) and resizes it to the tile, as one tile shows a scene."""
+    if task == "bind":
+        return draw_bind(rng)
+    if task in ("read", "read1"):
+        return draw_read(rng, crowded=task == "read")
     aw, ah = rng.choice(ASPECTS) if squash else (1, 1)
     width, height = (round(112 * a / min(aw, ah)) for a in (aw, ah))
     image = Image.new("RGB", (width, height), (245, 245, 240))
@@ -63,8 +78,41 @@ def draw(rng: random.Random, task: str, scale: float = 1.0, squash: bool = False
     return np.asarray(image), color, kind, cell
 
 
+def draw_bind(rng: random.Random) -> tuple[np.ndarray, str, str, int]:
+    """One 112x112 tile with 2-6 circles of different colours in different cells: (pixels, the colour of the
+    asked circle, "circle", the asked cell). The question names the cell, the answer is that circle's colour."""
+    image = Image.new("RGB", (112, 112), (245, 245, 240))
+    n = rng.randint(2, 6)
+    cells, colors = rng.sample(range(9), n), rng.sample(COLORS, n)
+    for cell, color in zip(cells, colors):
+        row, col = divmod(cell, 3)
+        size = rng.uniform(0.45, 0.75) * CELL
+        cx = (col + 0.5) * CELL + rng.uniform(-0.5, 0.5) * (CELL - size) / 2
+        cy = (row + 0.5) * CELL + rng.uniform(-0.5, 0.5) * (CELL - size) / 2
+        draw_shape(ImageDraw.Draw(image), "circle", cx, cy, size, V.COLORS[color])
+    k = rng.randrange(n)
+    return np.asarray(image), colors[k], "circle", cells[k]
+
+
+def draw_read(rng: random.Random, crowded: bool) -> tuple[np.ndarray, str, str, int]:
+    """One 112x112 tile of a reading page (12 px words in the page's cell layout): (pixels, the word in the red
+    box, "word", its cell). ``crowded``: every cell holds a word, as on a page; else only the boxed one."""
+    width, height, corners = cell_layout(112, 12)
+    image = Image.new("RGB", (112, 112), (255, 255, 255))
+    canvas = ImageDraw.Draw(image)
+    k = rng.randrange(len(corners))
+    word = rng.choice(V.WORDS)
+    for i, (x0, y0) in enumerate(corners):
+        if i == k or crowded:
+            text = word if i == k else rng.choice(V.WORDS)
+            canvas.text((x0 + width / 2, y0 + height / 2), text, fill=(0, 0, 0), font=text_font(12), anchor="mm")
+    x0, y0 = corners[k]
+    canvas.rectangle((x0, y0, x0 + width - 1, y0 + height - 1), outline=V.BOX_COLORS["red"], width=2)
+    return np.asarray(image), word, "word", k
+
+
 def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, every: int,
-        scale: float = 1.0, squash: bool = False, init: str | None = None) -> list[tuple[int, float, float]]:
+        scale: float = 1.0, squash: bool = False, init: str | None = None, pos_std: float | None = None) -> list[tuple[int, float, float]]:
     """Train one model at ``lr`` (fresh, or a copy of checkpoint ``init``); returns (step, loss, held-out batch
     accuracy) every ``every`` steps."""
     torch.manual_seed(seed)
@@ -72,31 +120,44 @@ def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, ev
         config = chat_config("tessera-tiny")
         model = InternVLChatModel(config)
         init_weights(model, 0.02)
-        answers = [100 + k for k in range(9)]  # any fixed ids: a fresh model has no words yet
+        if pos_std is not None:  # the official InternViT draws these with torch.randn (std 1)
+            for p in (model.vision_model.embeddings.position_embedding, model.vision_model.embeddings.class_embedding):
+                torch.nn.init.normal_(p, 0.0, pos_std)
+        answers = [100 + k for k in range(len(CLASSES[task]))]  # any fixed ids: a fresh model has no words yet
     else:
         vlm = tessera.load(init, device="cpu", dtype="float32")
         model, config = vlm.model.train(), vlm.model.config
         # A trained model already answers with these words: score it on their first tokens.
-        words = {"position": V.POSITIONS, "color": COLORS, "kind": V.SHAPES}[task]
+        words = CLASSES[task]
         answers = [vlm.tokenizer.encode(w, add_special_tokens=False)[0] for w in words]
         if len(set(answers)) < len(words):
             raise ValueError(f"--init scores first tokens, and the {task} answers share some ({answers}): use --task "
                              "color or kind")
     vocab = config.llm_config.vocab_size
+    places = [200 + k for k in range(9)]  # bind: one token per cell, new to a trained model too
     model.img_context_token_id = vocab - 1
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1)
     rng = random.Random(seed)
     text = [1 + i % 40 for i in range(prefix)]  # stands in for the system prompt and template
     ids = torch.tensor([text + [vocab - 1] * model.num_image_token + [50, 51, 52]] * batch)
+
+    def ids_for(cells: tuple[int, ...]) -> torch.Tensor:  # bind: the asked cell's token before the last
+        return torch.cat([ids[:, :-2], torch.tensor([places[c] for c in cells])[:, None], ids[:, -1:]], 1)
+
     positions = torch.arange(ids.shape[1])[None].expand(batch, -1)
     curve = []
     for step in range(1, steps + 1):
         tiles, colors, kinds, cells = zip(*(draw(rng, task, scale, squash) for _ in range(batch)))
-        labels = {"position": cells, "color": [COLORS.index(c) for c in colors],
-                  "kind": [V.SHAPES.index(k) for k in kinds]}[task]
+        if task == "position":
+            labels = cells
+        elif task == "kind":
+            labels = [V.SHAPES.index(k) for k in kinds]
+        else:  # the colour, or for reading the word, comes second
+            labels = [CLASSES[task].index(c) for c in colors]
         target = torch.tensor([answers[k] for k in labels])
         pixels = to_pixel_values(torch.from_numpy(np.stack(tiles)), dtype=torch.float32)
-        hidden = model.language_model(model.embed(ids, pixel_values=pixels), positions)
+        step_ids = ids_for(cells) if task == "bind" else ids
+        hidden = model.language_model(model.embed(step_ids, pixel_values=pixels), positions)
         logits = model.language_model.logits(hidden[:, -1])  # [batch, vocab]
         loss = F.cross_entropy(logits, target)
         opt.zero_grad()
@@ -111,7 +172,7 @@ def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, ev
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lrs", default="1e-3,3e-4,1.5e-4", help="comma-separated learning rates (the first: baseline)")
-    ap.add_argument("--task", choices=("position", "color", "kind"), default="position")
+    ap.add_argument("--task", choices=("position", "color", "kind", "bind", "read", "read1"), default="position")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--prefix", type=int, default=5, help="text tokens before the image")
@@ -119,11 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--every", type=int, default=50, help="report every N steps")
     ap.add_argument("--scale", type=float, default=1.0, help="shape size multiplier (2: as at 2x2 tiles)")
     ap.add_argument("--squash", action="store_true", help="squeeze a scene-shaped canvas into the tile")
+    ap.add_argument("--pos-std", type=float, help="init std of the ViT position and class embeddings (default 0.02)")
     ap.add_argument("--init", help="start from this checkpoint instead of random weights")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    chance = 1 / {"position": 9, "color": len(COLORS), "kind": len(V.SHAPES)}[args.task]
+    chance = 1 / len(CLASSES[args.task])
     setting = (f", shapes x{args.scale:g}" if args.scale != 1 else "") + (", squashed" if args.squash else "")
     setting += f", from {args.init}" if args.init else ", from random weights"
     print(f"task {args.task} (chance {chance:.0%}){setting}, {args.steps} steps of {args.batch}, fresh batches")
@@ -132,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     for lr in (float(x) for x in args.lrs.split(",")):
         start = time.perf_counter()
         for step, loss, acc in run(lr, args.task, args.steps, args.batch, args.prefix, args.seed, args.every,
-                                   args.scale, args.squash, args.init):
+                                   args.scale, args.squash, args.init, args.pos_std):
             print(f"| {lr:g} | {step} | {loss:.3f} | {acc:.0%} | {time.perf_counter() - start:.0f} |", flush=True)
     return 0
 

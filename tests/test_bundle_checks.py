@@ -100,20 +100,29 @@ def test_bundle_build_runs_the_stages_in_order(tmp_path):
     quick = ["optim.max_steps=1", "optim.per_device_batch_size=2", "optim.warmup_steps=0", "run.plot=false"]
     sizes = {name: 3 for name in bundle.DATA}
     tiled = [*quick, "model.max_dynamic_patch=2", "run.precision=fp32"]
-    overrides = {stage: quick for stage, _ in bundle.STAGES} | {s: tiled for s in ("stage3", "stage4", "stage5")}
+    overrides = {stage: quick for stage, _ in bundle.STAGES} | {s: tiled for s in ("stage3", "stage4", "stage5",
+                                                                                     "stage6", "stage7", "stage8", "stage9")}
     final = bundle.build(tmp_path, sizes=sizes, n_test=6, workers=1, overrides=overrides)
     last = bundle.STAGES[-1][0]
     assert final == tmp_path / last / "final" and (final / "model.safetensors").exists()
     for (before, _), (stage, data) in zip(bundle.STAGES, bundle.STAGES[1:]):
         recipe = (tmp_path / stage / "recipe.yaml").read_text()
         assert f"model_name_or_path: {tmp_path / before / 'final'}" in recipe
-        assert f"meta_path: {tmp_path / data / 'meta_train.json'}" in recipe
+        if isinstance(data, str):
+            assert f"meta_path: {tmp_path / data / 'meta_train.json'}" in recipe
+        else:  # several directories: one meta file lists them all
+            assert f"meta_path: {tmp_path / f'meta-{stage}.json'}" in recipe
+            meta = json.loads((tmp_path / f"meta-{stage}.json").read_text())
+            assert [entry["root"] for entry in meta.values()] == [str(tmp_path / name) for name in data]
     test = [json.loads(line) for line in (tmp_path / "data-test" / "test.jsonl").read_text().splitlines()]
     assert [r["task"] for r in test] == ["count", "color", "shape", "position", "read", "chart"]
     stage1 = [json.loads(line) for line in (tmp_path / "data-stage1" / "train.jsonl").read_text().splitlines()]
     assert len(stage1) == 3 and all(r["task"] in bundle.SHAPE_TASKS for r in stage1)
     stage4 = [json.loads(line) for line in (tmp_path / "data-stage4" / "train.jsonl").read_text().splitlines()]
     assert all(r["tasks"] == ["shape"] for r in stage4)  # the kind stage asks only the kind
+    for name, boxes in (("data-stage6", 3), ("data-stage7", 1)):  # reading starts on one-tile pages
+        pages = [json.loads(line) for line in (tmp_path / name / "train.jsonl").read_text().splitlines()]
+        assert all((r["width"], r["height"]) == (112, 112) and len(r["tasks"]) <= boxes for r in pages)
 
 
 def test_bundle_command_passes_device_and_overrides_to_every_stage(tmp_path, monkeypatch):

@@ -54,24 +54,38 @@ def test_answers_example_questions_quickly_and_in_vocabulary(vlm, image, questio
     assert got in VALID[task], f"{task}: {question!r} -> {got!r}"
 
 
-# Held-out accuracy the shipped model must keep (12 questions per task from the seed-0 test split that
-# `tessera eval --bench synth` scores, at the default tiles). Set below the measured accuracy and far above
-# chance, so that a model that does not look at the image fails: see the README's bundled-model table.
-HELD_OUT_FLOOR = {"color": 0.4, "position": 0.3, "count": 0.6}
+# Held-out accuracy the shipped model must keep (the 100 questions per task of the seed-0 test split that
+# `tessera eval --bench synth` scores, at the default tiles: the README's numbers, about 4 s in all). Set below
+# the measured accuracy and far above chance, so that a model that does not look at the image fails: see the
+# README's bundled-model table. (12 questions per task were too few to hold a floor: the model shipped in the
+# eighth session got 3 of the first 12 position questions right and 44 of the 100.)
+HELD_OUT_FLOOR = {"color": 0.4, "position": 0.3, "count": 0.6, "read": 0.2}
 
 
-@pytest.mark.parametrize("task", sorted(HELD_OUT_FLOOR))
-def test_answers_held_out_questions_correctly(vlm, task):
+def _held_out_right(vlm, task: str, **chat_options) -> int:
+    """How many of the task's 100 held-out questions the model answers exactly right."""
     from tessera.synth.bundle import COMMON
     from tessera.synth.dataset import SynthConfig, make_sample
 
     cfg = SynthConfig(**COMMON).resolved()
     offset = V.TASKS.index(task)
     right = 0
-    for i in range(12):
+    for i in range(100):
         image, [(_, question, answer)] = make_sample(cfg, 0, "test", offset + i * len(V.TASKS))
-        right += vlm.chat(question, image, max_new_tokens=16) == answer
-    assert right / 12 >= HELD_OUT_FLOOR[task], f"{task}: {right}/12 held-out answers right"
+        right += vlm.chat(question, image, max_new_tokens=16, **chat_options) == answer
+    return right
+
+
+@pytest.mark.parametrize("task", sorted(HELD_OUT_FLOOR))
+def test_answers_held_out_questions_correctly(vlm, task):
+    right = _held_out_right(vlm, task)
+    assert right / 100 >= HELD_OUT_FLOOR[task], f"{task}: {right}/100 held-out answers right"
+
+
+def test_small_text_needs_the_tiles(vlm):
+    """The paper's finding in miniature: the page's words are read with its tiles, not from one squashed tile."""
+    tiled, single = _held_out_right(vlm, "read"), _held_out_right(vlm, "read", max_tiles=1)
+    assert tiled - single >= 15, f"read: {tiled}/100 with up to 12 tiles, {single}/100 with one"
 
 
 def test_readme_first_command_answers_correctly(capsys):

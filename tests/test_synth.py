@@ -170,6 +170,23 @@ def _box_interior(image: Image.Image, rgb: tuple[int, int, int]) -> Image.Image:
 
 def test_read_answer_is_the_text_in_the_box(dataset):
     """The recorded answer renders closer to the box's content than any other page word does."""
+    assert _check_read_answers(dataset) >= 2
+
+
+def test_one_tile_pages_are_single_unsquashed_tiles(tmp_path):
+    """The first reading stage: every page is one tile (one tile at any max_tiles, no thumbnail), answers right."""
+    from tessera.preprocess import num_tiles
+
+    generate(tmp_path, n_train=6, n_test=2, seed=9, tasks=("read",), one_tile_pages=True, train_turns=3,
+             progress=False, chinese=False)
+    records = _records(tmp_path, "train") + _records(tmp_path, "test")
+    assert {(r["width"], r["height"]) for r in records} == {(112, 112)}
+    assert num_tiles(112, 112, max_tiles=12, image_size=112) == 1
+    assert _check_read_answers(tmp_path) >= 8
+
+
+def _check_read_answers(dataset: Path) -> int:
+    """Assert every read answer is the word in its box; returns how many were checked."""
     cell_w, cell_h, _ = cell_layout(112, 12)
     font = text_font(12)
     checked = 0
@@ -193,7 +210,7 @@ def test_read_answer_is_the_text_in_the_box(dataset):
             best_other = min(distance(w) for w in others if w != a["value"])
             assert distance(a["value"]) < best_other, (r["id"], q["value"], a["value"])
             checked += 1
-    assert checked >= 2
+    return checked
 
 
 @pytest.fixture(scope="module")

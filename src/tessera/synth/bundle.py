@@ -2,11 +2,15 @@
 
 1. generate the synthetic data: stage 1 one-shape scenes, stage 2 full shape scenes, stage 3 every task, stage 4
    one-shape scenes asking only the kind, stage 5 fresh scenes (kind and describe weighted up) with a few pages
-   and charts, and the held-out test split (100 images per task),
+   and charts, stages 6-7 one-tile reading pages (up to three boxes, then one), stage 8 whole pages with one box
+   together with every task, stage 9 every task with counting weighted up, and the held-out test split (100
+   images per task),
 2. train the sentencepiece tokenizer on the synthetic text (InternLM2 layout, describe lines included),
 3. train the curriculum stages of ``STAGES`` with ``tessera/recipes/tessera-tiny-<stage>.yaml``, each from the
    previous checkpoint: one shape at one tile, full scenes at one tile, every task with up to 12 tiles, then
    the shape's kind at up to 12 tiles (where a shape is large enough to tell its kind) and scenes again there,
+   then reading: the words of one page tile first, then whole pages, and a last mixed stage that brings back
+   the counting the reading stages wore down,
 4. evaluate the held-out split with ``tessera eval --bench synth`` at max_tiles 1, 4 and 12 (the dynamic
    high-resolution ablation, with its plot),
 5. with ``--install``, copy the final checkpoint into ``tessera/assets/tessera-tiny`` (the default model of
@@ -44,22 +48,48 @@ DATA = {
     "data-stage5": dict(seed=16, tasks=(*V.TASKS, "describe"),
                         weights={"count": 1.0, "color": 1.0, "shape": 1.5, "position": 1.0, "describe": 1.5,
                                  "read": 0.4, "chart": 0.4}),
+    # Reading: one-tile pages (the words at their full-page size, nothing to search), first with up to three
+    # boxes per page, then one; then whole pages with one box, mixed with everything else.
+    "data-stage6": dict(seed=31, tasks=("read",), one_tile_pages=True),
+    "data-stage7": dict(seed=34, tasks=("read",), one_tile_pages=True, train_turns=1),
+    "data-stage8-read": dict(seed=35, tasks=("read",), train_turns=1),
+    "data-stage8-mix": dict(seed=33, tasks=(*V.TASKS, "describe"),
+                            weights={"count": 1.0, "color": 1.0, "shape": 1.5, "position": 1.0, "describe": 1.5,
+                                     "read": 4.0, "chart": 0.5}),
+    "data-stage9": dict(seed=36, tasks=(*V.TASKS, "describe"),
+                        weights={"count": 1.5, "color": 1.0, "shape": 1.5, "position": 1.0, "describe": 1.5,
+                                 "read": 1.5, "chart": 0.5}),
 }
 COMMON = dict(tile_size=112, chinese=True, number_fraction=0.2, train_turns=6)
-# (stage = run directory and recipe name, its training data), in training order.
+# (stage = run directory and recipe name, its training data: one directory or several), in training order.
 STAGES = (("stage1", "data-stage1"), ("stage2", "data-stage2"), ("stage3", "data-stage3"),
-          ("stage4", "data-stage4"), ("stage5", "data-stage5"))
+          ("stage4", "data-stage4"), ("stage5", "data-stage5"), ("stage6", "data-stage6"),
+          ("stage7", "data-stage7"), ("stage8", ("data-stage8-read", "data-stage8-mix")), ("stage9", "data-stage9"))
 SIZES = {"data-stage1": 10000, "data-stage2": 12000, "data-stage3": 8000, "data-stage4": 12800,
-         "data-stage5": 24000}
+         "data-stage5": 24000, "data-stage6": 24000, "data-stage7": 24000, "data-stage8-read": 6400,
+         "data-stage8-mix": 12800, "data-stage9": 6400}
 
 
 def make_data(out: Path, sizes: dict[str, int], n_test: int, workers: int) -> None:
     """Write each stage's training data and the held-out split (skipping what is already there)."""
     for name, args in DATA.items():
         if not (out / name / "meta_train.json").exists():
-            generate(out / name, n_train=sizes[name], n_test=0, workers=workers, **COMMON, **args)
+            generate(out / name, n_train=sizes[name], n_test=0, workers=workers, **{**COMMON, **args})
     if not (out / "data-test" / "meta_test.json").exists():  # the same held-out images as every earlier build
         generate(out / "data-test", n_train=0, n_test=n_test, seed=0, workers=workers, **COMMON)
+
+
+def meta_path(out: Path, stage: str, data: str | tuple[str, ...]) -> Path:
+    """The stage's training meta file: the data directory's own, or one that lists several directories."""
+    if isinstance(data, str):
+        return out / data / "meta_train.json"
+    merged = {}
+    for name in data:
+        entry = json.loads((out / name / "meta_train.json").read_text(encoding="utf-8"))["synth_train"]
+        merged[name.removeprefix("data-")] = entry
+    path = out / f"meta-{stage}.json"
+    path.write_text(json.dumps(merged, indent=2), encoding="utf-8")
+    return path
 
 
 def build(out: Path, *, sizes: dict[str, int], n_test: int, workers: int,
@@ -76,7 +106,7 @@ def build(out: Path, *, sizes: dict[str, int], n_test: int, workers: int,
         run_dir = out / stage
         start = [f"model.tokenizer_path={tok}"] if previous is None else [f"model.model_name_or_path={previous}"]
         config = TrainConfig.from_yaml(f"tessera-tiny-{stage}", [
-            *start, f"data.meta_path={out / data / 'meta_train.json'}",
+            *start, f"data.meta_path={meta_path(out, stage, data)}",
             f"run.output_dir={run_dir}", f"run.resume={'true' if run_dir.exists() else 'false'}",
             *(overrides or {}).get(stage, []),
         ])
@@ -164,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     out = Path(args.out).resolve()
     start = time.time()
-    sizes = {data: getattr(args, data.removeprefix("data-")) for data in SIZES}
+    sizes = {data: getattr(args, data.removeprefix("data-").replace("-", "_")) for data in SIZES}
     on_device = [] if args.device == "cpu" else [f"run.device={args.device}", "run.precision=auto"]
     overrides = {stage: [*on_device, *getattr(args, f"{stage}_override")] for stage, _ in STAGES}
     final = build(out, sizes=sizes, n_test=args.test, workers=args.workers, overrides=overrides)

@@ -52,6 +52,8 @@ class SynthConfig:
     zh_fraction: share of count/colour turns asked in Chinese when ``chinese``.
     max_shapes: most shapes in a scene (fewer makes an easier curriculum stage).
     big_shapes: one shape filling most of the image (the easiest curriculum stage).
+    one_tile_pages: pages of exactly one tile, seen unsquashed at any max_tiles (the first reading stage: the
+        words at the size they have in a full page's tiles, with no page to search).
     """
 
     tile_size: int = 112
@@ -67,6 +69,7 @@ class SynthConfig:
     zh_fraction: float = 0.25
     max_shapes: int = V.MAX_SHAPES
     big_shapes: bool = False
+    one_tile_pages: bool = False
 
     def resolved(self) -> SynthConfig:
         """Check the values and fix ``chinese`` (None -> whether a CJK font is installed)."""
@@ -85,7 +88,8 @@ class SynthConfig:
         if any(self.weights.get(t, 0) <= 0 for t in self.tasks):
             raise ValueError(f"every task in {self.tasks} needs a positive weight; got {self.weights}")
         if "read" in self.tasks:
-            document.page_grids(self.max_tiles, self.doc_min_tiles)  # raises if impossible
+            if not self.one_tile_pages:
+                document.page_grids(self.max_tiles, self.doc_min_tiles)  # raises if impossible
             document.cell_layout(self.tile_size, self.text_px)
         chinese = self.chinese if self.chinese is not None else cjk_font_path() is not None
         return replace(self, tasks=tuple(self.tasks), chinese=bool(chinese))
@@ -120,7 +124,7 @@ def make_sample(cfg: SynthConfig, seed: int, split: str, index: int) -> tuple[Im
             zh = cfg.chinese and task in ("count", "color") and rng.random() < cfg.zh_fraction
             return shapes.ask(rng, scene, task, chinese=zh)
     elif kind == "document":
-        grids = document.page_grids(cfg.max_tiles, cfg.doc_min_tiles)
+        grids = [(1, 1)] if cfg.one_tile_pages else document.page_grids(cfg.max_tiles, cfg.doc_min_tiles)
         colors = ["red"] if split == "test" else rng.sample(list(V.BOX_COLORS), n_turns)
         image, boxes = document.draw_page(rng, cfg.tile_size, cfg.text_px, grids, colors, cfg.number_fraction)
         box_iter = iter(boxes)
