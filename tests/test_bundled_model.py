@@ -58,8 +58,9 @@ def test_answers_example_questions_quickly_and_in_vocabulary(vlm, image, questio
 # `tessera eval --bench synth` scores, at the default tiles: the README's numbers, about 4 s in all). Set below
 # the measured accuracy and far above chance, so that a model that does not look at the image fails: see the
 # README's bundled-model table. (12 questions per task were too few to hold a floor: the model shipped in the
-# eighth session got 3 of the first 12 position questions right and 44 of the 100.)
-HELD_OUT_FLOOR = {"color": 0.4, "position": 0.3, "count": 0.6, "read": 0.2}
+# eighth session got 3 of the first 12 position questions right and 44 of the 100; the issue's reading gap
+# between the tiles and one tile is at least 30 points.)
+HELD_OUT_FLOOR = {"color": 0.4, "position": 0.3, "count": 0.6, "read": 0.5}
 
 
 def _held_out_right(vlm, task: str, **chat_options) -> int:
@@ -85,7 +86,7 @@ def test_answers_held_out_questions_correctly(vlm, task):
 def test_small_text_needs_the_tiles(vlm):
     """The paper's finding in miniature: the page's words are read with its tiles, not from one squashed tile."""
     tiled, single = _held_out_right(vlm, "read"), _held_out_right(vlm, "read", max_tiles=1)
-    assert tiled - single >= 15, f"read: {tiled}/100 with up to 12 tiles, {single}/100 with one"
+    assert tiled - single >= 30, f"read: {tiled}/100 with up to 12 tiles, {single}/100 with one"
 
 
 def test_readme_first_command_answers_correctly(capsys):

@@ -3,14 +3,14 @@
 1. generate the synthetic data: stage 1 one-shape scenes, stage 2 full shape scenes, stage 3 every task, stage 4
    one-shape scenes asking only the kind, stage 5 fresh scenes (kind and describe weighted up) with a few pages
    and charts, stages 6-7 one-tile reading pages (up to three boxes, then one), stage 8 whole pages with one box
-   together with every task, stage 9 every task with counting weighted up, and the held-out test split (100
-   images per task),
+   together with every task, stage 9 every task with counting weighted up, stages 10-11 stages 7-8 again on
+   fresh data, and the held-out test split (100 images per task),
 2. train the sentencepiece tokenizer on the synthetic text (InternLM2 layout, describe lines included),
 3. train the curriculum stages of ``STAGES`` with ``tessera/recipes/tessera-tiny-<stage>.yaml``, each from the
    previous checkpoint: one shape at one tile, full scenes at one tile, every task with up to 12 tiles, then
    the shape's kind at up to 12 tiles (where a shape is large enough to tell its kind) and scenes again there,
    then reading: the words of one page tile first, then whole pages, and a last mixed stage that brings back
-   the counting the reading stages wore down,
+   the counting the reading stages wore down; stages 10-11 run stages 7-8 again on fresh data,
 4. evaluate the held-out split with ``tessera eval --bench synth`` at max_tiles 1, 4 and 12 (the dynamic
    high-resolution ablation, with its plot),
 5. with ``--install``, copy the final checkpoint into ``tessera/assets/tessera-tiny`` (the default model of
@@ -60,14 +60,20 @@ DATA = {
                         weights={"count": 1.5, "color": 1.0, "shape": 1.5, "position": 1.0, "describe": 1.5,
                                  "read": 1.5, "chart": 0.5}),
 }
+# Stages 10-11 run stages 7-8 again on fresh data (reading was still rising when each stage stopped).
+DATA |= {"data-stage10": {**DATA["data-stage7"], "seed": 37},
+         "data-stage11-read": {**DATA["data-stage8-read"], "seed": 38},
+         "data-stage11-mix": {**DATA["data-stage8-mix"], "seed": 39}}
 COMMON = dict(tile_size=112, chinese=True, number_fraction=0.2, train_turns=6)
 # (stage = run directory and recipe name, its training data: one directory or several), in training order.
 STAGES = (("stage1", "data-stage1"), ("stage2", "data-stage2"), ("stage3", "data-stage3"),
           ("stage4", "data-stage4"), ("stage5", "data-stage5"), ("stage6", "data-stage6"),
-          ("stage7", "data-stage7"), ("stage8", ("data-stage8-read", "data-stage8-mix")), ("stage9", "data-stage9"))
+          ("stage7", "data-stage7"), ("stage8", ("data-stage8-read", "data-stage8-mix")), ("stage9", "data-stage9"),
+          ("stage10", "data-stage10"), ("stage11", ("data-stage11-read", "data-stage11-mix")))
 SIZES = {"data-stage1": 10000, "data-stage2": 12000, "data-stage3": 8000, "data-stage4": 12800,
          "data-stage5": 24000, "data-stage6": 24000, "data-stage7": 24000, "data-stage8-read": 6400,
-         "data-stage8-mix": 12800, "data-stage9": 6400}
+         "data-stage8-mix": 12800, "data-stage9": 6400, "data-stage10": 32000, "data-stage11-read": 6400,
+         "data-stage11-mix": 12800}
 
 
 def make_data(out: Path, sizes: dict[str, int], n_test: int, workers: int) -> None:
