@@ -112,7 +112,8 @@ def draw_read(rng: random.Random, crowded: bool) -> tuple[np.ndarray, str, str, 
 
 
 def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, every: int,
-        scale: float = 1.0, squash: bool = False, init: str | None = None, pos_std: float | None = None) -> list[tuple[int, float, float]]:
+        scale: float = 1.0, squash: bool = False, init: str | None = None,
+        pos_std: float | None = None) -> list[tuple[int, float, float]]:
     """Train one model at ``lr`` (fresh, or a copy of checkpoint ``init``); returns (step, loss, held-out batch
     accuracy) every ``every`` steps."""
     torch.manual_seed(seed)
@@ -121,7 +122,8 @@ def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, ev
         model = InternVLChatModel(config)
         init_weights(model, 0.02)
         if pos_std is not None:  # the official InternViT draws these with torch.randn (std 1)
-            for p in (model.vision_model.embeddings.position_embedding, model.vision_model.embeddings.class_embedding):
+            embeddings = model.vision_model.embeddings
+            for p in (embeddings.position_embedding, embeddings.class_embedding):
                 torch.nn.init.normal_(p, 0.0, pos_std)
         answers = [100 + k for k in range(len(CLASSES[task]))]  # any fixed ids: a fresh model has no words yet
     else:

@@ -86,7 +86,8 @@ def make_data(out: Path, sizes: dict[str, int], n_test: int, workers: int) -> No
 
 
 def meta_path(out: Path, stage: str, data: str | tuple[str, ...]) -> Path:
-    """The stage's training meta file: the data directory's own, or one that lists several directories."""
+    """The stage's training meta file: the data directory's own, or for several directories one written here
+    (``meta-<stage>.json``) that lists them all."""
     if isinstance(data, str):
         return out / data / "meta_train.json"
     merged = {}

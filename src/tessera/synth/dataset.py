@@ -88,11 +88,15 @@ class SynthConfig:
         if any(self.weights.get(t, 0) <= 0 for t in self.tasks):
             raise ValueError(f"every task in {self.tasks} needs a positive weight; got {self.weights}")
         if "read" in self.tasks:
-            if not self.one_tile_pages:
-                document.page_grids(self.max_tiles, self.doc_min_tiles)  # raises if impossible
+            self.page_grids()  # raises if impossible
             document.cell_layout(self.tile_size, self.text_px)
         chinese = self.chinese if self.chinese is not None else cjk_font_path() is not None
         return replace(self, tasks=tuple(self.tasks), chinese=bool(chinese))
+
+    def page_grids(self) -> list[tuple[int, int]]:
+        """The tile grids (cols, rows) a page is drawn on: one tile with ``one_tile_pages``, else
+        :func:`document.page_grids` (raises if max_tiles and doc_min_tiles leave none)."""
+        return [(1, 1)] if self.one_tile_pages else document.page_grids(self.max_tiles, self.doc_min_tiles)
 
 
 def sample_rng(seed: int, split: str, index: int) -> random.Random:
@@ -124,7 +128,7 @@ def make_sample(cfg: SynthConfig, seed: int, split: str, index: int) -> tuple[Im
             zh = cfg.chinese and task in ("count", "color") and rng.random() < cfg.zh_fraction
             return shapes.ask(rng, scene, task, chinese=zh)
     elif kind == "document":
-        grids = [(1, 1)] if cfg.one_tile_pages else document.page_grids(cfg.max_tiles, cfg.doc_min_tiles)
+        grids = cfg.page_grids()
         colors = ["red"] if split == "test" else rng.sample(list(V.BOX_COLORS), n_turns)
         image, boxes = document.draw_page(rng, cfg.tile_size, cfg.text_px, grids, colors, cfg.number_fraction)
         box_iter = iter(boxes)
