@@ -2,6 +2,7 @@
 
     python benchmarks/learnability.py [--lrs 1e-3,3e-4,1.5e-4] [--task position|color|kind|bind|read|read1]
                                       [--steps 200] [--scale 2] [--squash] [--init CHECKPOINT] [--pos-std 1]
+                                      [--set llm_config.hidden_size=512 ...]
 
 The smallest vision task of the bundled model, stripped of everything else: one circle (one of the six
 synthetic colours) in one of the nine cells of a 112 px tile, 16 image tokens after a few text tokens, and
@@ -15,7 +16,8 @@ tile of a reading page (12 px words in the page's cell layout, one in a red box)
 ratios squeezed into the tile, as one tile shows a scene (a circle becomes an ellipse); ``--init`` starts from
 a trained checkpoint instead of random weights and scores its own answer words (``bind`` still asks with
 new cell tokens); ``--pos-std`` draws the ViT position and class embeddings with that std (official
-InternViT: 1) instead of 0.02. Every step draws a fresh
+InternViT: 1) instead of 0.02; ``--set FIELD=VALUE`` changes the fresh model's config (a wider or deeper LLM,
+e.g. ``--set llm_config.hidden_size=512``). Every step draws a fresh
 batch, so the accuracy printed for a step (measured before its update) is held-out accuracy. Each learning
 rate starts from the same weights (random: ``init_weights``, std 0.02, as ``tessera train`` does from
 scratch) and trains with AdamW (weight decay 0.1), side by side in one run.
@@ -111,14 +113,30 @@ def draw_read(rng: random.Random, crowded: bool) -> tuple[np.ndarray, str, str, 
     return np.asarray(image), word, "word", k
 
 
+def tiny_config(overrides: tuple[str, ...] = ()):
+    """The tessera-tiny config with ``FIELD=VALUE`` changes (dotted fields, e.g. ``llm_config.hidden_size=512``;
+    the value takes the field's current type)."""
+    config = chat_config("tessera-tiny")
+    for item in overrides:
+        key, _, value = item.partition("=")
+        *path, name = key.split(".")
+        target = config
+        for part in path:
+            target = getattr(target, part)
+        if not hasattr(target, name):
+            raise ValueError(f"--set {item}: the config has no field {key}")
+        setattr(target, name, type(getattr(target, name))(value))
+    return config
+
+
 def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, every: int,
         scale: float = 1.0, squash: bool = False, init: str | None = None,
-        pos_std: float | None = None) -> list[tuple[int, float, float]]:
+        pos_std: float | None = None, overrides: tuple[str, ...] = ()) -> list[tuple[int, float, float]]:
     """Train one model at ``lr`` (fresh, or a copy of checkpoint ``init``); returns (step, loss, held-out batch
     accuracy) every ``every`` steps."""
     torch.manual_seed(seed)
     if init is None:
-        config = chat_config("tessera-tiny")
+        config = tiny_config(overrides)
         model = InternVLChatModel(config)
         init_weights(model, 0.02)
         if pos_std is not None:  # the official InternViT draws these with torch.randn (std 1)
@@ -184,19 +202,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--squash", action="store_true", help="squeeze a scene-shaped canvas into the tile")
     ap.add_argument("--pos-std", type=float, help="init std of the ViT position and class embeddings (default 0.02)")
     ap.add_argument("--init", help="start from this checkpoint instead of random weights")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="change the tessera-tiny config of a fresh model, e.g. llm_config.hidden_size=512")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     chance = 1 / len(CLASSES[args.task])
     setting = (f", shapes x{args.scale:g}" if args.scale != 1 else "") + (", squashed" if args.squash else "")
     setting += f", from {args.init}" if args.init else ", from random weights"
+    setting += "".join(f", {item}" for item in args.set)
     print(f"task {args.task} (chance {chance:.0%}){setting}, {args.steps} steps of {args.batch}, fresh batches")
     print("| lr | step | loss | held-out batch accuracy | seconds |")
     print("|---:|---:|---:|---:|---:|")
     for lr in (float(x) for x in args.lrs.split(",")):
         start = time.perf_counter()
         for step, loss, acc in run(lr, args.task, args.steps, args.batch, args.prefix, args.seed, args.every,
-                                   args.scale, args.squash, args.init, args.pos_std):
+                                   args.scale, args.squash, args.init, args.pos_std, tuple(args.set)):
             print(f"| {lr:g} | {step} | {loss:.3f} | {acc:.0%} | {time.perf_counter() - start:.0f} |", flush=True)
     return 0
 

@@ -1,4 +1,5 @@
 """Accuracy per question form of a synthetic-benchmark run: which shape questions need the shape's kind?
+Which boxed texts are read: words or numbers?
 
     python benchmarks/synth_breakdown.py RUN_DIR [RUN_DIR ...]
 
@@ -6,7 +7,9 @@
 ``runs/tessera-tiny/eval/synth/tiles-12`` after the bundle build). Each shape question is matched back to the template that asked it
 (``tessera.synth.vocab``), so "What color is the square?" (needs the kind) and "What color is the shape in the
 top left?" (needs only the place) are scored apart. A model that cannot tell the kinds apart is near chance on
-every form that names or asks a kind and fine on the others; the task averages hide that.
+every form that names or asks a kind and fine on the others; the task averages hide that. Reading questions are
+split by their answer (a word of the page vocabulary or a three-digit number, where every digit must be right),
+with the share of the numbers' digits that are right in place.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ _SLOTS = {
     "kind": (*V.SHAPES, *V.SHAPES_ZH.values()),
     "kinds": tuple(V.SHAPES_PLURAL.values()),
     "pos": V.POSITIONS,
+    "box": tuple(V.BOX_COLORS),
 }
 
 
@@ -49,6 +53,8 @@ def _pattern(template: str) -> re.Pattern:
 
 
 PATTERNS = [(form, kind, _pattern(t)) for form, kind, templates in FORMS for t in templates]
+READ_PATTERNS = [_pattern(t) for t in V.Q_READ]
+READ_ROWS = ("read a word", "read a number", "digits of the numbers")
 
 
 def form_of(question: str) -> tuple[str, bool] | None:
@@ -60,10 +66,22 @@ def form_of(question: str) -> tuple[str, bool] | None:
 
 
 def breakdown(predictions: Path) -> dict[str, tuple[int, int]]:
-    """form -> (correct, total) over the run's shape questions (``exact_match``, as ``tessera eval`` scores)."""
+    """form -> (correct, total) over the run's shape and reading questions (``exact_match``, as ``tessera eval``
+    scores; for "digits of the numbers": digits right in place, digits asked)."""
     scores: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for line in predictions.read_text(encoding="utf-8").splitlines():
         rec = json.loads(line)
+        answer, prediction = str(rec["answer"]), rec["prediction"]
+        if any(p.match(rec["prompt"].strip()) for p in READ_PATTERNS):
+            number = answer.isdigit()
+            row = scores["read a number" if number else "read a word"]
+            row[0] += int(exact_match(prediction, answer))
+            row[1] += 1
+            if number:
+                digits = scores["digits of the numbers"]
+                digits[0] += sum(a == b for a, b in zip(answer, prediction.strip()))
+                digits[1] += len(answer)
+            continue
         found = form_of(rec["prompt"])
         if found is None:
             continue
@@ -79,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("runs", nargs="+", type=Path, help="tessera eval output directories (predictions.jsonl)")
     args = ap.parse_args(argv)
     tables = [breakdown(run / "predictions.jsonl") for run in args.runs]
-    rows = [f for f, _, _ in FORMS] + ["needs the kind", "does not need it"]
+    rows = [f for f, _, _ in FORMS] + ["needs the kind", "does not need it", *READ_ROWS]
     print("| question form | " + " | ".join(str(run) for run in args.runs) + " |")
     print("|---" + "|---:" * len(args.runs) + "|")
     for row in rows:

@@ -32,6 +32,18 @@ def test_learnability_reports_each_learning_rate(capsys):
                                                       ["| 0.00015", "2"]]
 
 
+def test_learnability_set_changes_the_fresh_models_config(capsys):
+    learnability = _script("learnability")
+    config = learnability.tiny_config(("llm_config.hidden_size=128", "llm_config.num_hidden_layers=1"))
+    assert (config.llm_config.hidden_size, config.llm_config.num_hidden_layers) == (128, 1)
+    assert learnability.tiny_config().llm_config.hidden_size == 256
+    with pytest.raises(ValueError, match="no field llm_config.width"):
+        learnability.tiny_config(("llm_config.width=3",))
+    args = ["--lrs", "1e-3", "--steps", "1", "--batch", "2", "--every", "1", "--set", "llm_config.hidden_size=128"]
+    assert learnability.main(args) == 0
+    assert ", llm_config.hidden_size=128, 1 steps" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("task", ["position", "kind"])
 def test_learnability_draws_the_named_colour_and_cell(task):
     learnability = _script("learnability")
@@ -185,6 +197,26 @@ def test_synth_breakdown_names_the_form_of_every_shape_question(tmp_path, capsys
     assert sum(ok for form, (ok, _) in scores.items() if form in seen) == 200
     assert breakdown.main([str(run)]) == 0
     assert "| needs the kind |" in capsys.readouterr().out
+
+
+def test_synth_breakdown_splits_reading_into_words_and_numbers(tmp_path, capsys):
+    from tessera.synth import vocab as V
+
+    breakdown = _script("synth_breakdown")
+    records = [  # two words (one right), two numbers (none right; 2 of 6 digits in place)
+        {"prompt": V.Q_READ[0].format(box="red"), "answer": "pear", "prediction": "pear"},
+        {"prompt": V.Q_READ[2].format(box="blue"), "answer": "drum", "prediction": "gold"},
+        {"prompt": V.Q_READ[1].format(box="green"), "answer": "185", "prediction": "184"},
+        {"prompt": V.Q_READ[0].format(box="red"), "answer": "326", "prediction": "799"},
+        {"prompt": V.Q_CHART_VALUE[0].format(label="ant"), "answer": "12", "prediction": "12"},
+    ]
+    run = tmp_path / "tiles-12"
+    run.mkdir()
+    (run / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    scores = breakdown.breakdown(run / "predictions.jsonl")
+    assert scores == {"read a word": (1, 2), "read a number": (0, 2), "digits of the numbers": (2, 6)}
+    assert breakdown.main([str(run)]) == 0
+    assert "| read a number | 0 % of 2 |" in capsys.readouterr().out
 
 
 def test_probe_features_fits_a_linear_probe_and_prints_both_weights(capsys):
