@@ -277,6 +277,22 @@ def test_cli_writes_dataset(tmp_path, capsys):
     assert info["seed"] == 5 and info["config"]["chinese"] is False
 
 
+def test_cli_writes_the_bundled_models_held_out_split(tmp_path):
+    """The README's command for the held-out split gives the images the bundle build evaluates on."""
+    from tessera.synth.bundle import COMMON
+
+    assert COMMON == dict(tile_size=112, chinese=True, number_fraction=0.2, train_turns=6)
+    args = ["--train", "0", "--test", "12", "--seed", "0", "--tile-size", "112", "--chinese", "--number-fraction",
+            "0.2"]
+    assert cli_main(["--out", str(tmp_path / "cli"), *args]) == 0
+    generate(tmp_path / "bundle", n_train=0, n_test=12, seed=0, workers=1, progress=False, **COMMON)
+    cli, bundle = _records(tmp_path / "cli", "test"), _records(tmp_path / "bundle", "test")
+    assert cli == bundle and sum(r["task"] == "read" for r in cli) == 2
+    for record in cli:
+        image = record["image"]
+        assert (tmp_path / "cli" / image).read_bytes() == (tmp_path / "bundle" / image).read_bytes()
+
+
 def test_committed_examples_are_current(tmp_path):
     """examples/ holds what write_examples() makes (regenerate with `python -m tessera.synth --examples examples`)."""
     entries = write_examples(tmp_path)

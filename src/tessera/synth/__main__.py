@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--train-turns", type=int, default=3, help="max Q/A turns per train image (default 3)")
     parser.add_argument("--text-px", type=int, default=12, help="page text height in pixels (default 12)")
+    parser.add_argument("--number-fraction", type=float, default=0.35,
+                        help="share of page cells holding a three-digit number (default 0.35; the bundled model's "
+                             "data: 0.2)")
     zh = parser.add_mutually_exclusive_group()
     zh.add_argument("--chinese", dest="chinese", action="store_true", default=None, help="force Chinese questions on")
     zh.add_argument("--no-chinese", dest="chinese", action="store_false", help="force Chinese questions off")
@@ -54,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                 max_tiles=args.max_tiles,
                 train_turns=args.train_turns,
                 text_px=args.text_px,
+                number_fraction=args.number_fraction,
                 chinese=args.chinese,
             )
             print(f"wrote {paths['meta_train']} and {paths['meta_test']}")
