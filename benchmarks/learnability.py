@@ -9,7 +9,8 @@ synthetic colours) in one of the nine cells of a 112 px tile, 16 image tokens af
 the answer read off the last position as a 9-way (position) or 6-way (colour) classification over the LLM's
 vocabulary; ``--task kind`` draws one of the four kinds instead of a circle and asks which (4-way).
 ``--task bind`` draws 2-6 circles of different colours in different cells and asks the colour of the one in a
-given cell (a cell token before the last: binding a place to what is there, 6-way). ``--task read`` draws one
+given cell (a cell token before the last, or with ``--cell-last`` the last: binding a place to what is there,
+6-way). ``--task read`` draws one
 tile of a reading page (12 px words in the page's cell layout, one in a red box) and asks the boxed word
 (32-way); ``read1`` the same with the boxed word alone on the tile.
 ``--scale 2`` draws the shape twice as large; ``--squash`` draws it on a canvas of one of the scenes' aspect
@@ -131,7 +132,8 @@ def tiny_config(overrides: tuple[str, ...] = ()):
 
 def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, every: int,
         scale: float = 1.0, squash: bool = False, init: str | None = None,
-        pos_std: float | None = None, overrides: tuple[str, ...] = ()) -> list[tuple[int, float, float]]:
+        pos_std: float | None = None, overrides: tuple[str, ...] = (),
+        cell_last: bool = False) -> list[tuple[int, float, float]]:
     """Train one model at ``lr`` (fresh, or a copy of checkpoint ``init``); returns (step, loss, held-out batch
     accuracy) every ``every`` steps."""
     torch.manual_seed(seed)
@@ -162,7 +164,8 @@ def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, ev
     ids = torch.tensor([text + [vocab - 1] * model.num_image_token + [50, 51, 52]] * batch)
 
     def ids_for(cells: tuple[int, ...]) -> torch.Tensor:  # bind: the asked cell's token before the last
-        return torch.cat([ids[:, :-2], torch.tensor([places[c] for c in cells])[:, None], ids[:, -1:]], 1)
+        asked = torch.tensor([places[c] for c in cells])[:, None]
+        return torch.cat([ids[:, :-1], asked], 1) if cell_last else torch.cat([ids[:, :-2], asked, ids[:, -1:]], 1)
 
     positions = torch.arange(ids.shape[1])[None].expand(batch, -1)
     curve = []
@@ -202,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--squash", action="store_true", help="squeeze a scene-shaped canvas into the tile")
     ap.add_argument("--pos-std", type=float, help="init std of the ViT position and class embeddings (default 0.02)")
     ap.add_argument("--init", help="start from this checkpoint instead of random weights")
+    ap.add_argument("--cell-last", action="store_true",
+                    help="bind: the cell token is the last one, where the answer is read (one step less)")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="change the tessera-tiny config of a fresh model, e.g. llm_config.hidden_size=512")
     ap.add_argument("--threads", type=int, default=2)
@@ -210,14 +215,14 @@ def main(argv: list[str] | None = None) -> int:
     chance = 1 / len(CLASSES[args.task])
     setting = (f", shapes x{args.scale:g}" if args.scale != 1 else "") + (", squashed" if args.squash else "")
     setting += f", from {args.init}" if args.init else ", from random weights"
-    setting += "".join(f", {item}" for item in args.set)
+    setting += "".join(f", {item}" for item in args.set) + (", cell token last" if args.cell_last else "")
     print(f"task {args.task} (chance {chance:.0%}){setting}, {args.steps} steps of {args.batch}, fresh batches")
     print("| lr | step | loss | held-out batch accuracy | seconds |")
     print("|---:|---:|---:|---:|---:|")
     for lr in (float(x) for x in args.lrs.split(",")):
         start = time.perf_counter()
         for step, loss, acc in run(lr, args.task, args.steps, args.batch, args.prefix, args.seed, args.every,
-                                   args.scale, args.squash, args.init, args.pos_std, tuple(args.set)):
+                                   args.scale, args.squash, args.init, args.pos_std, tuple(args.set), args.cell_last):
             print(f"| {lr:g} | {step} | {loss:.3f} | {acc:.0%} | {time.perf_counter() - start:.0f} |", flush=True)
     return 0
 

@@ -44,6 +44,13 @@ def test_learnability_set_changes_the_fresh_models_config(capsys):
     assert ", llm_config.hidden_size=128, 1 steps" in capsys.readouterr().out
 
 
+def test_learnability_bind_can_ask_with_the_last_token(capsys):
+    learnability = _script("learnability")
+    args = ["--task", "bind", "--lrs", "1e-3", "--steps", "1", "--batch", "2", "--every", "1", "--cell-last"]
+    assert learnability.main(args) == 0
+    assert "task bind (chance 17%), from random weights, cell token last" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("task", ["position", "kind"])
 def test_learnability_draws_the_named_colour_and_cell(task):
     learnability = _script("learnability")
