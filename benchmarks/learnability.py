@@ -9,8 +9,9 @@ synthetic colours) in one of the nine cells of a 112 px tile, 16 image tokens af
 the answer read off the last position as a 9-way (position) or 6-way (colour) classification over the LLM's
 vocabulary; ``--task kind`` draws one of the four kinds instead of a circle and asks which (4-way).
 ``--task bind`` draws 2-6 circles of different colours in different cells and asks the colour of the one in a
-given cell (a cell token before the last, or with ``--cell-last`` the last: binding a place to what is there,
-6-way). ``--task read`` draws one
+given cell (a cell token before the last, or for the first ``--cell-last`` steps the last: binding a place to
+what is there, 6-way; ``--text-first`` steps first give the scene as text, cell and colour tokens in the
+image's places, as a pretrained LLM would know lookups from text). ``--task read`` draws one
 tile of a reading page (12 px words in the page's cell layout, one in a red box) and asks the boxed word
 (32-way); ``read1`` the same with the boxed word alone on the tile.
 ``--scale 2`` draws the shape twice as large; ``--squash`` draws it on a canvas of one of the scenes' aspect
@@ -133,7 +134,7 @@ def tiny_config(overrides: tuple[str, ...] = ()):
 def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, every: int,
         scale: float = 1.0, squash: bool = False, init: str | None = None,
         pos_std: float | None = None, overrides: tuple[str, ...] = (),
-        cell_last: bool = False) -> list[tuple[int, float, float]]:
+        cell_last: int = 0, text_first: int = 0) -> list[tuple[int, float, float]]:
     """Train one model at ``lr`` (fresh, or a copy of checkpoint ``init``); returns (step, loss, held-out batch
     accuracy) every ``every`` steps."""
     torch.manual_seed(seed)
@@ -163,13 +164,20 @@ def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, ev
     text = [1 + i % 40 for i in range(prefix)]  # stands in for the system prompt and template
     ids = torch.tensor([text + [vocab - 1] * model.num_image_token + [50, 51, 52]] * batch)
 
-    def ids_for(cells: tuple[int, ...]) -> torch.Tensor:  # bind: the asked cell's token before the last
+    def ids_for(cells: tuple[int, ...], last: bool) -> torch.Tensor:  # bind: the asked cell's token, before the last
         asked = torch.tensor([places[c] for c in cells])[:, None]
-        return torch.cat([ids[:, :-1], asked], 1) if cell_last else torch.cat([ids[:, :-2], asked, ids[:, -1:]], 1)
+        return torch.cat([ids[:, :-1], asked], 1) if last else torch.cat([ids[:, :-2], asked, ids[:, -1:]], 1)
+
+    def text_scene() -> tuple[list[int], int, int]:  # bind as text: (16 context tokens, asked cell, its colour)
+        n = rng.randint(2, 6)
+        pairs = list(zip(rng.sample(range(9), n), rng.sample(range(len(COLORS)), n)))
+        context = [t for cell, color in pairs for t in (places[cell], answers[color])]
+        cell, color = rng.choice(pairs)
+        return context + [60] * (model.num_image_token - len(context)), cell, color
 
     positions = torch.arange(ids.shape[1])[None].expand(batch, -1)
-    curve = []
-    for step in range(1, steps + 1):
+
+    def image_step(step: int) -> tuple[torch.Tensor, torch.Tensor]:  # (targets [batch], hidden states)
         tiles, colors, kinds, cells = zip(*(draw(rng, task, scale, squash) for _ in range(batch)))
         if task == "position":
             labels = cells
@@ -179,8 +187,19 @@ def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, ev
             labels = [CLASSES[task].index(c) for c in colors]
         target = torch.tensor([answers[k] for k in labels])
         pixels = to_pixel_values(torch.from_numpy(np.stack(tiles)), dtype=torch.float32)
-        step_ids = ids_for(cells) if task == "bind" else ids
-        hidden = model.language_model(model.embed(step_ids, pixel_values=pixels), positions)
+        step_ids = ids_for(cells, step <= cell_last) if task == "bind" else ids
+        return target, model.language_model(model.embed(step_ids, pixel_values=pixels), positions)
+
+    curve = []
+    for step in range(1, steps + 1):
+        if task == "bind" and step <= text_first:  # the scene written out in text instead of drawn
+            contexts, cells, labels = zip(*(text_scene() for _ in range(batch)))
+            step_ids = ids_for(cells, step <= cell_last)
+            step_ids[:, prefix:prefix + model.num_image_token] = torch.tensor(contexts)
+            target = torch.tensor([answers[k] for k in labels])
+            hidden = model.language_model(model.embed(step_ids), positions)
+        else:
+            target, hidden = image_step(step)
         logits = model.language_model.logits(hidden[:, -1])  # [batch, vocab]
         loss = F.cross_entropy(logits, target)
         opt.zero_grad()
@@ -205,8 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--squash", action="store_true", help="squeeze a scene-shaped canvas into the tile")
     ap.add_argument("--pos-std", type=float, help="init std of the ViT position and class embeddings (default 0.02)")
     ap.add_argument("--init", help="start from this checkpoint instead of random weights")
-    ap.add_argument("--cell-last", action="store_true",
-                    help="bind: the cell token is the last one, where the answer is read (one step less)")
+    ap.add_argument("--cell-last", type=int, default=0, metavar="STEPS",
+                    help="bind: for the first STEPS steps the cell token is the last one, where the answer is read "
+                         "(one hop less), then the one before it")
+    ap.add_argument("--text-first", type=int, default=0, metavar="STEPS",
+                    help="bind: the first STEPS steps give the scene as text (cell and colour tokens in the image's "
+                         "16 places) instead of drawing it, as a pretrained LLM has learned to look things up")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="change the tessera-tiny config of a fresh model, e.g. llm_config.hidden_size=512")
     ap.add_argument("--threads", type=int, default=2)
@@ -215,14 +238,17 @@ def main(argv: list[str] | None = None) -> int:
     chance = 1 / len(CLASSES[args.task])
     setting = (f", shapes x{args.scale:g}" if args.scale != 1 else "") + (", squashed" if args.squash else "")
     setting += f", from {args.init}" if args.init else ", from random weights"
-    setting += "".join(f", {item}" for item in args.set) + (", cell token last" if args.cell_last else "")
+    setting += "".join(f", {item}" for item in args.set)
+    setting += f", cell token last for {args.cell_last} steps" if args.cell_last else ""
+    setting += f", scene as text for {args.text_first} steps" if args.text_first else ""
     print(f"task {args.task} (chance {chance:.0%}){setting}, {args.steps} steps of {args.batch}, fresh batches")
     print("| lr | step | loss | held-out batch accuracy | seconds |")
     print("|---:|---:|---:|---:|---:|")
     for lr in (float(x) for x in args.lrs.split(",")):
         start = time.perf_counter()
         for step, loss, acc in run(lr, args.task, args.steps, args.batch, args.prefix, args.seed, args.every,
-                                   args.scale, args.squash, args.init, args.pos_std, tuple(args.set), args.cell_last):
+                                   args.scale, args.squash, args.init, args.pos_std, tuple(args.set), args.cell_last,
+                                   args.text_first):
             print(f"| {lr:g} | {step} | {loss:.3f} | {acc:.0%} | {time.perf_counter() - start:.0f} |", flush=True)
     return 0
 

@@ -46,9 +46,11 @@ def test_learnability_set_changes_the_fresh_models_config(capsys):
 
 def test_learnability_bind_can_ask_with_the_last_token(capsys):
     learnability = _script("learnability")
-    args = ["--task", "bind", "--lrs", "1e-3", "--steps", "1", "--batch", "2", "--every", "1", "--cell-last"]
+    args = ["--task", "bind", "--lrs", "1e-3", "--steps", "2", "--batch", "2", "--every", "1", "--cell-last", "1"]
     assert learnability.main(args) == 0
-    assert "task bind (chance 17%), from random weights, cell token last" in capsys.readouterr().out
+    assert "task bind (chance 17%), from random weights, cell token last for 1 steps" in capsys.readouterr().out
+    assert learnability.main([*args[:-2], "--text-first", "1"]) == 0
+    assert ", scene as text for 1 steps" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("task", ["position", "kind"])
