@@ -246,6 +246,24 @@ def test_describe_lists_every_shape_as_the_pixels_show(described):
     assert checked >= 3
 
 
+def test_describe_sep_changes_only_the_describe_lines(tmp_path, described):
+    kwargs = dict(n_train=24, n_test=8, seed=4, tasks=("count", "position", "describe"), train_turns=4,
+                  weights={"count": 1.0, "position": 1.0, "describe": 2.0}, progress=False, chinese=False)
+    generate(tmp_path, describe_sep=" ", **kwargs)
+    plain, colon = _records(tmp_path, "train"), _records(described, "train")
+    assert len(plain) == len(colon) and any(r["task"] == "describe" for r in plain)
+    for p, c in zip(plain, colon):
+        if c["task"] == "describe":
+            lines, plain_lines = (r["conversations"][1]["value"].split("\n") for r in (c, p))
+            assert plain_lines == [line.replace(": ", " ") for line in lines]
+            assert all(":" not in line and len(line.split()) in (3, 4) for line in plain_lines)
+            p["conversations"] = c["conversations"]
+        assert p == c
+        assert (tmp_path / p["image"]).read_bytes() == (described / c["image"]).read_bytes()
+    with pytest.raises(ValueError, match="describe_sep"):
+        generate(tmp_path / "bad", describe_sep=" - ", **kwargs)
+
+
 def test_every_question_and_answer_is_in_the_corpus(dataset, described):
     corpus = set(text_corpus(chinese=True, describe=True))
     assert V.SYSTEM_MESSAGE in corpus

@@ -54,6 +54,10 @@ class SynthConfig:
     big_shapes: one shape filling most of the image (the easiest curriculum stage).
     one_tile_pages: pages of exactly one tile, seen unsquashed at any max_tiles (the first reading stage: the
         words at the size they have in a full page's tiles, with no page to search).
+    describe_sep: what separates a describe line's place from the shape (": " as shipped, "top left: red
+        circle"; " " puts the colour right after the place's last word, so it is predicted at that token: the
+        place is looked up where the answer is read, which a from-scratch model learns far faster than a
+        lookup one token later, see ``benchmarks/learnability.py --cell-last``).
     """
 
     tile_size: int = 112
@@ -70,6 +74,7 @@ class SynthConfig:
     max_shapes: int = V.MAX_SHAPES
     big_shapes: bool = False
     one_tile_pages: bool = False
+    describe_sep: str = ": "
 
     def resolved(self) -> SynthConfig:
         """Check the values and fix ``chinese`` (None -> whether a CJK font is installed)."""
@@ -81,6 +86,8 @@ class SynthConfig:
             raise ValueError(f"tile_size={self.tile_size} must be a multiple of 14 (the patch size), >= 28")
         if not 0 <= self.number_fraction <= 1 or not 0 <= self.zh_fraction <= 1:
             raise ValueError(f"number_fraction and zh_fraction must be in [0, 1]; got {self}")
+        if self.describe_sep not in (": ", " "):
+            raise ValueError(f"describe_sep={self.describe_sep!r} must be ': ' or ' '")
         if self.train_turns < 1:
             raise ValueError(f"train_turns={self.train_turns} must be >= 1")
         if not 1 <= self.max_shapes <= V.MAX_SHAPES:
@@ -126,7 +133,7 @@ def make_sample(cfg: SynthConfig, seed: int, split: str, index: int) -> tuple[Im
 
         def ask(task: str) -> tuple[str, str, tuple]:
             zh = cfg.chinese and task in ("count", "color") and rng.random() < cfg.zh_fraction
-            return shapes.ask(rng, scene, task, chinese=zh)
+            return shapes.ask(rng, scene, task, chinese=zh, describe_sep=cfg.describe_sep)
     elif kind == "document":
         grids = cfg.page_grids()
         colors = ["red"] if split == "test" else rng.sample(list(V.BOX_COLORS), n_turns)

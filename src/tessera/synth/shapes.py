@@ -76,7 +76,8 @@ def draw_shape(draw: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, size:
         raise ValueError(f"unknown shape kind {kind!r}; expected one of {V.SHAPES}")
 
 
-def ask(rng: random.Random, shapes: list[Shape], task: str, chinese: bool = False) -> tuple[str, str, tuple]:
+def ask(rng: random.Random, shapes: list[Shape], task: str, chinese: bool = False,
+        describe_sep: str = ": ") -> tuple[str, str, tuple]:
     """One (question, answer, fact) of ``task`` (count/color/shape/position) about the scene.
 
     ``fact`` identifies what is asked, whatever the phrasing (to avoid asking the same thing twice).
@@ -123,7 +124,7 @@ def ask(rng: random.Random, shapes: list[Shape], task: str, chinese: bool = Fals
         shape = rng.choice(shapes)
         return rng.choice(V.Q_SHAPE_POS).format(pos=V.POSITIONS[shape.cell]), shape.kind, ("shape", shape.cell)
     if task == "describe":
-        return rng.choice(V.Q_DESCRIBE), describe(shapes), ("describe",)
+        return rng.choice(V.Q_DESCRIBE), describe(shapes, describe_sep), ("describe",)
     if task == "position":
         shape = rng.choice(shapes)
         q = rng.choice(V.Q_POSITION).format(color=shape.color, kind=shape.kind)
@@ -131,10 +132,11 @@ def ask(rng: random.Random, shapes: list[Shape], task: str, chinese: bool = Fals
     raise ValueError(f"shapes cannot answer task {task!r}; expected count, color, shape, position or describe")
 
 
-def describe(shapes: list[Shape]) -> str:
-    """Every shape, row-major by cell, one line each (``top left: red circle``).
+def describe(shapes: list[Shape], sep: str = ": ") -> str:
+    """Every shape, row-major by cell, one line each (``top left: red circle``; ``sep=" "``: ``top left red
+    circle``, where the colour is predicted at the place's own last word, see ``SynthConfig.describe_sep``).
 
     A training-only answer: each shape's place, colour and kind are supervised, so the model gets a dense,
     grounded signal per image instead of one or two answer tokens. Empty cells are not listed: an "empty"
     line would be the most likely answer for most cells and let the model score well without looking."""
-    return "\n".join(f"{V.POSITIONS[s.cell]}: {s.color} {s.kind}" for s in sorted(shapes, key=lambda s: s.cell))
+    return "\n".join(f"{V.POSITIONS[s.cell]}{sep}{s.color} {s.kind}" for s in sorted(shapes, key=lambda s: s.cell))
