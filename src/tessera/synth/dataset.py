@@ -57,7 +57,8 @@ class SynthConfig:
     describe_sep: what separates a describe line's place from the shape (": " as shipped, "top left: red
         circle"; " " puts the colour right after the place's last word, so it is predicted at that token: the
         place is looked up where the answer is read, which a from-scratch model learns far faster than a
-        lookup one token later, see ``benchmarks/learnability.py --cell-last``).
+        lookup one token later, see ``benchmarks/learnability.py --cell-last``; in 800 steps of scenes it
+        gained colour-by-place a few points, docs/bundled-model/history.md).
     """
 
     tile_size: int = 112
