@@ -192,16 +192,15 @@ def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, ev
         step_ids = ids_for(cells, step <= cell_last) if task == "bind" else ids
         return target, model.language_model(model.embed(step_ids, pixel_values=pixels), positions)
 
+    def text_step(step: int) -> tuple[torch.Tensor, torch.Tensor]:  # bind, the scene written out in text
+        contexts, cells, labels = zip(*(text_scene() for _ in range(batch)))
+        step_ids = ids_for(cells, step <= cell_last)
+        step_ids[:, prefix:prefix + model.num_image_token] = torch.tensor(contexts)
+        return torch.tensor([answers[k] for k in labels]), model.language_model(model.embed(step_ids), positions)
+
     curve = []
     for step in range(1, steps + 1):
-        if task == "bind" and step <= text_first:  # the scene written out in text instead of drawn
-            contexts, cells, labels = zip(*(text_scene() for _ in range(batch)))
-            step_ids = ids_for(cells, step <= cell_last)
-            step_ids[:, prefix:prefix + model.num_image_token] = torch.tensor(contexts)
-            target = torch.tensor([answers[k] for k in labels])
-            hidden = model.language_model(model.embed(step_ids), positions)
-        else:
-            target, hidden = image_step(step)
+        target, hidden = (text_step if task == "bind" and step <= text_first else image_step)(step)
         logits = model.language_model.logits(hidden[:, -1])  # [batch, vocab]
         loss = F.cross_entropy(logits, target)
         opt.zero_grad()
