@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -135,9 +136,9 @@ def tiny_config(overrides: tuple[str, ...] = ()) -> ChatConfig:
 def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, every: int,
         scale: float = 1.0, squash: bool = False, init: str | None = None,
         pos_std: float | None = None, overrides: tuple[str, ...] = (),
-        cell_last: int = 0, text_first: int = 0) -> list[tuple[int, float, float, float]]:
-    """Train one model at ``lr`` (fresh, or a copy of checkpoint ``init``); returns (step, loss, held-out batch
-    accuracy, seconds since the start) every ``every`` steps."""
+        cell_last: int = 0, text_first: int = 0) -> Iterator[tuple[int, float, float, float]]:
+    """Train one model at ``lr`` (fresh, or a copy of checkpoint ``init``); yields (step, loss, held-out batch
+    accuracy, seconds since the start) every ``every`` steps, as it goes (a long run shows its curve)."""
     start = time.perf_counter()
     torch.manual_seed(seed)
     if init is None:
@@ -198,7 +199,6 @@ def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, ev
         step_ids[:, prefix:prefix + model.num_image_token] = torch.tensor(contexts)
         return torch.tensor([answers[k] for k in labels]), model.language_model(model.embed(step_ids), positions)
 
-    curve = []
     for step in range(1, steps + 1):
         target, hidden = (text_step if task == "bind" and step <= text_first else image_step)(step)
         logits = model.language_model.logits(hidden[:, -1])  # [batch, vocab]
@@ -208,8 +208,7 @@ def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, ev
         opt.step()
         if step % every == 0 or step == steps:
             acc = (logits.argmax(-1) == target).float().mean().item()
-            curve.append((step, loss.item(), acc, time.perf_counter() - start))
-    return curve
+            yield step, loss.item(), acc, time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -102,7 +102,7 @@ def test_learnability_init_starts_from_a_checkpoint_and_scores_its_answer_words(
     assert "from " + str(default_model_path()) in out
     assert re.search(r"\| 0.00015 \| 1 \| [0-9.]+ \| \d+% \|", out), out
     with pytest.raises(ValueError, match="share"):
-        learnability.run(1e-4, "position", 1, 2, 5, 0, 1, init=str(default_model_path()))
+        list(learnability.run(1e-4, "position", 1, 2, 5, 0, 1, init=str(default_model_path())))
 
 
 def test_probe_shapes_scores_the_bundled_model(capsys):
