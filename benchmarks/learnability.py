@@ -3,6 +3,7 @@
     python benchmarks/learnability.py [--lrs 1e-3,3e-4,1.5e-4] [--task position|color|kind|bind|read|read1]
                                       [--steps 200] [--scale 2] [--squash] [--init CHECKPOINT] [--pos-std 1]
                                       [--set llm_config.hidden_size=512 ...] [--cell-last 500] [--text-first 1000]
+                                      [--place-words]
 
 The smallest vision task of the bundled model, stripped of everything else: one circle (one of the six
 synthetic colours) in one of the nine cells of a 112 px tile, 16 image tokens after a few text tokens, and
@@ -11,7 +12,8 @@ vocabulary; ``--task kind`` draws one of the four kinds instead of a circle and 
 ``--task bind`` draws 2-6 circles of different colours in different cells and asks the colour of the one in a
 given cell (a cell token before the last, or for the first ``--cell-last`` steps the last: binding a place to
 what is there, 6-way; ``--text-first`` steps first give the scene as text, cell and colour tokens in the
-image's places, as a pretrained LLM would know lookups from text). ``--task read`` draws one
+image's places, as a pretrained LLM would know lookups from text; ``--place-words`` names the cell with a row
+and a column token, as "top left" is two words). ``--task read`` draws one
 tile of a reading page (12 px words in the page's cell layout, one in a red box) and asks the boxed word
 (32-way); ``read1`` the same with the boxed word alone on the tile.
 ``--scale 2`` draws the shape twice as large; ``--squash`` draws it on a canvas of one of the scenes' aspect
@@ -136,7 +138,7 @@ def tiny_config(overrides: tuple[str, ...] = ()) -> ChatConfig:
 def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, every: int,
         scale: float = 1.0, squash: bool = False, init: str | None = None,
         pos_std: float | None = None, overrides: tuple[str, ...] = (),
-        cell_last: int = 0, text_first: int = 0) -> Iterator[tuple[int, float, float, float]]:
+        cell_last: int = 0, text_first: int = 0, place_words: bool = False) -> Iterator[tuple[int, float, float, float]]:
     """Train one model at ``lr`` (fresh, or a copy of checkpoint ``init``); yields (step, loss, held-out batch
     accuracy, seconds since the start) every ``every`` steps, as it goes (a long run shows its curve)."""
     start = time.perf_counter()
@@ -161,6 +163,7 @@ def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, ev
                              "color or kind")
     vocab = config.llm_config.vocab_size
     places = [200 + k for k in range(9)]  # bind: one token per cell, new to a trained model too
+    rows, cols = [210, 211, 212], [213, 214, 215]  # bind --place-words: a row and a column token per cell
     model.img_context_token_id = vocab - 1
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1)
     rng = random.Random(seed)
@@ -168,8 +171,12 @@ def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, ev
     ids = torch.tensor([text + [vocab - 1] * model.num_image_token + [50, 51, 52]] * batch)
 
     def ids_for(cells: tuple[int, ...], last: bool) -> torch.Tensor:  # bind: the asked cell's token, before the last
-        asked = torch.tensor([places[c] for c in cells])[:, None]
-        return torch.cat([ids[:, :-1], asked], 1) if last else torch.cat([ids[:, :-2], asked, ids[:, -1:]], 1)
+        if place_words:  # the cell as two words, row then column ("top" "left"): same length, the column last
+            asked = torch.tensor([[rows[c // 3], cols[c % 3]] for c in cells])
+        else:
+            asked = torch.tensor([places[c] for c in cells])[:, None]
+        keep = ids.shape[1] - asked.shape[1]
+        return torch.cat([ids[:, :keep], asked], 1) if last else torch.cat([ids[:, :keep - 1], asked, ids[:, -1:]], 1)
 
     def text_scene() -> tuple[list[int], int, int]:  # bind as text: (16 context tokens, asked cell, its colour)
         n = rng.randint(2, 6)
@@ -230,10 +237,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--text-first", type=int, default=0, metavar="STEPS",
                     help="bind: the first STEPS steps give the scene as text (cell and colour tokens in the image's "
                          "16 places) instead of drawing it, as a pretrained LLM has learned to look things up")
+    ap.add_argument("--place-words", action="store_true",
+                    help="bind: name the cell with two tokens, a row's and a column's (as \"top left\" is two words), "
+                         "the column last; with --cell-last the answer is read at the column token")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="change the tessera-tiny config of a fresh model, e.g. llm_config.hidden_size=512")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
+    if args.place_words and args.text_first:
+        ap.error("--place-words names cells in the drawn scenes only; it cannot be combined with --text-first")
     torch.set_num_threads(args.threads)
     chance = 1 / len(CLASSES[args.task])
     setting = (f", shapes x{args.scale:g}" if args.scale != 1 else "") + (", squashed" if args.squash else "")
@@ -241,13 +253,14 @@ def main(argv: list[str] | None = None) -> int:
     setting += "".join(f", {item}" for item in args.set)
     setting += f", cell token last for {args.cell_last} steps" if args.cell_last else ""
     setting += f", scene as text for {args.text_first} steps" if args.text_first else ""
+    setting += ", cells named by a row and a column token" if args.place_words else ""
     print(f"task {args.task} (chance {chance:.0%}){setting}, {args.steps} steps of {args.batch}, fresh batches")
     print("| lr | step | loss | held-out batch accuracy | seconds |")
     print("|---:|---:|---:|---:|---:|")
     for lr in (float(x) for x in args.lrs.split(",")):
         for step, loss, acc, seconds in run(lr, args.task, args.steps, args.batch, args.prefix, args.seed, args.every,
                                    args.scale, args.squash, args.init, args.pos_std, tuple(args.set), args.cell_last,
-                                   args.text_first):
+                                   args.text_first, args.place_words):
             print(f"| {lr:g} | {step} | {loss:.3f} | {acc:.0%} | {seconds:.0f} |", flush=True)
     return 0
 

@@ -1,13 +1,15 @@
 """Do a checkpoint's image tokens carry a shape's kind? A linear probe on the vision side, beside random weights.
 
-    python benchmarks/probe_features.py [CHECKPOINT] [--task kind|color|position] [--squash] [--scale 2]
-                                         [--scenes square|any]
+    python benchmarks/probe_features.py [CHECKPOINT] [--task kind|color|position|cell-color|cell-kind]
+                                         [--squash] [--scale 2] [--scenes square|any]
 
 Draws single-shape tiles as ``benchmarks/learnability.py`` does (fresh, seeded; ``--scenes``: one-shape scenes
 of ``tessera.synth``, placed anywhere in their cell, as one tile shows them), runs them through the vision
 encoder, pixel shuffle and projector (``extract_feature``: [n, 16, hidden] tokens per 112 px tile), and fits a
 linear classifier (softmax regression on the flattened, standardised tokens) on ``--n-train`` tiles, scored on
-``--n-test`` others. The same for a randomly initialised model of the same config, as a baseline. High
+``--n-test`` others. ``--task cell-color`` / ``cell-kind`` probe full scenes of 1-6 shapes (every aspect ratio,
+one tile) for what is in each of the nine cells (empty or a colour / kind: nine 7- or 5-way heads), scored on
+the occupied cells: is "the colour in the top left" in the tokens when a colour-by-place question is asked? The same for a randomly initialised model of the same config, as a baseline. High
 held-out accuracy means the answer is in the tokens and whatever gets it wrong is downstream (the LLM reading
 them); chance means the vision side never encoded it.
 """
@@ -46,13 +48,31 @@ def scene_tile(rng: random.Random, square: bool) -> tuple[np.ndarray, str, str, 
     return tile, shape.color, shape.kind, shape.cell
 
 
+def cell_tile(rng: random.Random, what: str) -> tuple[np.ndarray, list[int]]:
+    """A full synthetic scene (1-6 shapes, any aspect ratio) as one 112 px tile shows it, with what is in each
+    cell: (pixels [112, 112, 3] uint8, labels [9]: 0 empty, else 1 + the colour's or kind's index)."""
+    image, scene = shapes.draw_scene(rng, 112)
+    labels = [0] * 9
+    for shape in scene:
+        labels[shape.cell] = 1 + (list(V.COLORS).index(shape.color) if what == "color" else V.SHAPES.index(shape.kind))
+    return dynamic_tiles(image, max_tiles=1, image_size=112)[0], labels
+
+
 def features(model: InternVLChatModel, task: str, n: int, seed: int, scale: float, squash: bool,
              scenes: str | None = None, batch: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
-    """(tokens [n, 16 * hidden], labels [n]) for ``n`` fresh single-shape tiles drawn with ``seed``: the
-    benchmark's centred shapes, or with ``scenes`` ("square" or "any" canvas) one-shape synthetic scenes."""
+    """(tokens [n, 16 * hidden], labels [n], or [n, 9] for the cell tasks) for ``n`` fresh tiles drawn with
+    ``seed``: the benchmark's centred shapes, with ``scenes`` ("square" or "any" canvas) one-shape synthetic
+    scenes, or for ``cell-color`` / ``cell-kind`` full scenes."""
     rng = random.Random(seed)
     xs, ys = [], []
     for start in range(0, n, batch):
+        if task.startswith("cell-"):
+            tiles, labels = zip(*(cell_tile(rng, task.removeprefix("cell-")) for _ in range(min(batch, n - start))))
+            pixels = to_pixel_values(torch.from_numpy(np.stack(tiles)), dtype=torch.float32)
+            with torch.no_grad():
+                xs.append(model.extract_feature(pixels).flatten(1))
+            ys += labels
+            continue
         if scenes:
             draws = [scene_tile(rng, scenes == "square") for _ in range(min(batch, n - start))]
         else:
@@ -68,26 +88,32 @@ def features(model: InternVLChatModel, task: str, n: int, seed: int, scale: floa
 
 def probe(train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor], classes: int,
           steps: int = 300, l2: float = 1e-3) -> float:
-    """Held-out accuracy of a softmax regression fitted (Adam, ``steps`` full-batch steps) on ``train``."""
+    """Held-out accuracy of a softmax regression fitted (Adam, ``steps`` full-batch steps) on ``train``.
+
+    Labels [n] fit one head; labels [n, heads] fit one head per column, scored where the label is not 0 (the
+    occupied cells: an empty cell is the easy majority)."""
     (x, y), (xt, yt) = train, test
+    heads = y.shape[1] if y.dim() == 2 else 1
     mean, std = x.mean(0), x.std(0) + 1e-5
     x, xt = (x - mean) / std, (xt - mean) / std
-    w = torch.zeros(x.shape[1], classes, requires_grad=True)
-    b = torch.zeros(classes, requires_grad=True)
+    w = torch.zeros(x.shape[1], heads * classes, requires_grad=True)
+    b = torch.zeros(heads * classes, requires_grad=True)
     opt = torch.optim.Adam([w, b], lr=1e-3)
     for _ in range(steps):
-        loss = F.cross_entropy(x @ w + b, y) + l2 * w.square().sum()
+        logits = (x @ w + b).view(-1, classes)
+        loss = F.cross_entropy(logits, y.reshape(-1)) + l2 * w.square().sum()
         opt.zero_grad()
         loss.backward()
         opt.step()
     with torch.no_grad():
-        return ((xt @ w + b).argmax(-1) == yt).float().mean().item()
+        right = (xt @ w + b).view(*yt.shape, classes).argmax(-1) == yt
+        return (right[yt > 0] if heads > 1 else right).float().mean().item()
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint", nargs="?", default=None, help="default: the bundled model")
-    ap.add_argument("--task", choices=("kind", "color", "position"), default="kind")
+    ap.add_argument("--task", choices=("kind", "color", "position", "cell-color", "cell-kind"), default="kind")
     ap.add_argument("--n-train", type=int, default=3000)
     ap.add_argument("--n-test", type=int, default=600)
     ap.add_argument("--scale", type=float, default=1.0)
@@ -103,10 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     fresh = InternVLChatModel(trained.config)
     init_weights(fresh, 0.02)
-    classes = {"kind": len(V.SHAPES), "color": len(learnability.COLORS), "position": 9}[args.task]
+    classes = {"kind": len(V.SHAPES), "color": len(learnability.COLORS), "position": 9,
+               "cell-color": 1 + len(V.COLORS), "cell-kind": 1 + len(V.SHAPES)}[args.task]
     setting = (f", shapes x{args.scale:g}" if args.scale != 1 else "") + (", squashed" if args.squash else "")
     setting += f", one-shape scenes ({args.scenes} canvases)" if args.scenes else ""
-    print(f"linear probe for the {args.task} (chance {1 / classes:.0%}){setting}: {args.n_train} tiles to fit, "
+    if args.task.startswith("cell-"):
+        setting, classes_shown = ", full scenes at one tile, scored on the occupied cells", classes - 1
+    else:
+        classes_shown = classes
+    print(f"linear probe for the {args.task} (chance {1 / classes_shown:.0%}){setting}: {args.n_train} tiles to fit, "
           f"{args.n_test} held out")
     print("| weights | held-out accuracy |")
     print("|---|---:|")

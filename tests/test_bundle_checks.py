@@ -51,6 +51,10 @@ def test_learnability_bind_can_ask_with_the_last_token(capsys):
     assert "task bind (chance 17%), from random weights, cell token last for 1 steps" in capsys.readouterr().out
     assert learnability.main([*args[:-2], "--text-first", "1"]) == 0
     assert ", scene as text for 1 steps" in capsys.readouterr().out
+    assert learnability.main([*args, "--place-words"]) == 0
+    assert ", cells named by a row and a column token" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        learnability.main([*args[:-2], "--text-first", "1", "--place-words"])
 
 
 @pytest.mark.parametrize("task", ["position", "kind"])
@@ -254,3 +258,22 @@ def test_probe_features_scene_tiles_are_what_one_tile_shows():
         rows, cols = np.nonzero(ink)
         row, col = divmod(cell, 3)  # the shape's ink is centred in its cell of the tile
         assert abs(rows.mean() - (row + 0.5) * 112 / 3) < 112 / 6 and abs(cols.mean() - (col + 0.5) * 112 / 3) < 112 / 6
+
+
+def test_probe_features_cell_probe_has_a_head_per_cell_scored_on_occupied_cells(capsys):
+    probe_features = _script("probe_features")
+    g = torch.Generator().manual_seed(1)
+    y = torch.randint(0, 3, (300, 2), generator=g)  # two heads, label 0 = empty
+    x = torch.cat([F.one_hot(y[:, 0], 3), F.one_hot(y[:, 1], 3)], 1).float() * 3 + torch.randn(300, 6, generator=g)
+    assert probe_features.probe((x[:200], y[:200]), (x[200:], y[200:]), 3) > 0.9
+    swapped = y[200:].flip(1)  # each head scored against the other cell's labels
+    assert probe_features.probe((x[:200], y[:200]), (x[200:], swapped), 3) < 0.6
+    rng = random.Random(2)
+    tile, labels = probe_features.cell_tile(rng, "kind")
+    assert tile.shape == (112, 112, 3) and len(labels) == 9
+    assert 1 <= sum(v > 0 for v in labels) <= 6 and max(labels) <= len(probe_features.V.SHAPES)
+    args = ["--n-train", "24", "--n-test", "8", "--steps", "3", "--task", "cell-color"]
+    assert probe_features.main(args) == 0
+    out = capsys.readouterr().out
+    assert "full scenes at one tile" in out and "(chance 17%)" in out
+    assert re.findall(r"^\| (trained|random) \| [0-9.]+% \|$", out, flags=re.M) == ["trained", "random"]
