@@ -3,7 +3,7 @@
     python benchmarks/learnability.py [--lrs 1e-3,3e-4,1.5e-4] [--task position|color|kind|bind|read|read1]
                                       [--steps 200] [--scale 2] [--squash] [--init CHECKPOINT] [--pos-std 1]
                                       [--set llm_config.hidden_size=512 ...] [--cell-last 500] [--text-first 1000]
-                                      [--place-words]
+                                      [--place-words] [--ask-first]
 
 The smallest vision task of the bundled model, stripped of everything else: one circle (one of the six
 synthetic colours) in one of the nine cells of a 112 px tile, 16 image tokens after a few text tokens, and
@@ -13,7 +13,8 @@ vocabulary; ``--task kind`` draws one of the four kinds instead of a circle and 
 given cell (a cell token before the last, or for the first ``--cell-last`` steps the last: binding a place to
 what is there, 6-way; ``--text-first`` steps first give the scene as text, cell and colour tokens in the
 image's places, as a pretrained LLM would know lookups from text; ``--place-words`` names the cell with a row
-and a column token, as "top left" is two words). ``--task read`` draws one
+and a column token, as "top left" is two words; ``--ask-first`` puts it before the image, as a prompt that asks first and
+shows the image after). ``--task read`` draws one
 tile of a reading page (12 px words in the page's cell layout, one in a red box) and asks the boxed word
 (32-way); ``read1`` the same with the boxed word alone on the tile.
 ``--scale 2`` draws the shape twice as large; ``--squash`` draws it on a canvas of one of the scenes' aspect
@@ -138,7 +139,8 @@ def tiny_config(overrides: tuple[str, ...] = ()) -> ChatConfig:
 def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, every: int,
         scale: float = 1.0, squash: bool = False, init: str | None = None,
         pos_std: float | None = None, overrides: tuple[str, ...] = (),
-        cell_last: int = 0, text_first: int = 0, place_words: bool = False) -> Iterator[tuple[int, float, float, float]]:
+        cell_last: int = 0, text_first: int = 0, place_words: bool = False,
+        ask_first: bool = False) -> Iterator[tuple[int, float, float, float]]:
     """Train one model at ``lr`` (fresh, or a copy of checkpoint ``init``); yields (step, loss, held-out batch
     accuracy, seconds since the start) every ``every`` steps, as it goes (a long run shows its curve)."""
     start = time.perf_counter()
@@ -175,6 +177,8 @@ def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, ev
             asked = torch.tensor([[rows[c // 3], cols[c % 3]] for c in cells])
         else:
             asked = torch.tensor([places[c] for c in cells])[:, None]
+        if ask_first:  # the question before the image: the asked cell ends the text before the image tokens
+            return torch.cat([ids[:, :prefix - asked.shape[1]], asked, ids[:, prefix:]], 1)
         keep = ids.shape[1] - asked.shape[1]
         return torch.cat([ids[:, :keep], asked], 1) if last else torch.cat([ids[:, :keep - 1], asked, ids[:, -1:]], 1)
 
@@ -240,10 +244,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--place-words", action="store_true",
                     help="bind: name the cell with two tokens, a row's and a column's (as \"top left\" is two words), "
                          "the column last; with --cell-last the answer is read at the column token")
+    ap.add_argument("--ask-first", action="store_true",
+                    help="bind: the asked cell comes before the image (the question first, then the image, then the "
+                         "template), so the image tokens can look at the question")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="change the tessera-tiny config of a fresh model, e.g. llm_config.hidden_size=512")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
+    if args.ask_first and (args.cell_last or args.text_first):
+        ap.error("--ask-first places the asked cell before the image; it cannot be combined with --cell-last or "
+                 "--text-first")
     if args.place_words and args.text_first:
         ap.error("--place-words names cells in the drawn scenes only; it cannot be combined with --text-first")
     torch.set_num_threads(args.threads)
@@ -254,13 +264,14 @@ def main(argv: list[str] | None = None) -> int:
     setting += f", cell token last for {args.cell_last} steps" if args.cell_last else ""
     setting += f", scene as text for {args.text_first} steps" if args.text_first else ""
     setting += ", cells named by a row and a column token" if args.place_words else ""
+    setting += ", the asked cell before the image" if args.ask_first else ""
     print(f"task {args.task} (chance {chance:.0%}){setting}, {args.steps} steps of {args.batch}, fresh batches")
     print("| lr | step | loss | held-out batch accuracy | seconds |")
     print("|---:|---:|---:|---:|---:|")
     for lr in (float(x) for x in args.lrs.split(",")):
         for step, loss, acc, seconds in run(lr, args.task, args.steps, args.batch, args.prefix, args.seed, args.every,
                                    args.scale, args.squash, args.init, args.pos_std, tuple(args.set), args.cell_last,
-                                   args.text_first, args.place_words):
+                                   args.text_first, args.place_words, args.ask_first):
             print(f"| {lr:g} | {step} | {loss:.3f} | {acc:.0%} | {seconds:.0f} |", flush=True)
     return 0
 

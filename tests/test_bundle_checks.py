@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
+import tessera
 from tessera.vlm import default_model_path
 
 from conftest import REPO
@@ -55,6 +57,10 @@ def test_learnability_bind_can_ask_with_the_last_token(capsys):
     assert ", cells named by a row and a column token" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         learnability.main([*args[:-2], "--text-first", "1", "--place-words"])
+    assert learnability.main([*args[:-2], "--ask-first"]) == 0
+    assert ", the asked cell before the image" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        learnability.main([*args, "--ask-first"])  # with --cell-last
 
 
 @pytest.mark.parametrize("task", ["position", "kind"])
@@ -277,3 +283,30 @@ def test_probe_features_cell_probe_has_a_head_per_cell_scored_on_occupied_cells(
     out = capsys.readouterr().out
     assert "full scenes at one tile" in out and "(chance 17%)" in out
     assert re.findall(r"^\| (trained|random) \| [0-9.]+% \|$", out, flags=re.M) == ["trained", "random"]
+
+
+def test_lookup_hops_scores_every_shape_in_each_context(capsys):
+    lookup_hops = _script("lookup_hops")
+    vlm = tessera.load(None, device="cpu", dtype="float32")
+    scores = lookup_hops.score(vlm, 3, seed=5)
+    rng = random.Random(5)
+    shapes_seen = 0
+    for _ in range(3):  # the same draws as score(): scenes of 2-6 shapes
+        _, scene = lookup_hops.shapes.draw_scene(rng, vlm.config.image_size)
+        while len(scene) < 2:
+            _, scene = lookup_hops.shapes.draw_scene(rng, vlm.config.image_size)
+        shapes_seen += len(scene)
+    assert {context: asked for context, (_, asked) in scores.items()} == dict.fromkeys(lookup_hops.CONTEXTS, shapes_seen)
+    assert all(0 <= right <= asked for right, asked in scores.values())
+    # Teacher-forced top token == the greedy answer's first token: right exactly for the colour chat() answers.
+    image, question = Image.new("RGB", (112, 112), "white"), "What color is the shape in the center?"
+    said = vlm.chat(question, image, max_tiles=1, max_new_tokens=1)
+    req = vlm.prepare(question, image, max_tiles=1)
+    for colour in lookup_hops.V.COLORS:
+        ids = vlm.tokenizer.encode(colour, add_special_tokens=False)
+        right = lookup_hops.next_token_right(vlm, req.input_ids, req.pixel_values, colour, {ids[0]})
+        assert right == [vlm.tokenizer.decode(ids[:1]) == said]
+    assert lookup_hops.next_token_right(vlm, req.input_ids, req.pixel_values, "red", set()) == []
+    assert lookup_hops.main(["--scenes", "1"]) == 0
+    assert re.findall(r"^\| (describe|question|echo) \| [0-9.]+% of \d+ \|$", capsys.readouterr().out, flags=re.M) == \
+        list(lookup_hops.CONTEXTS)

@@ -1,0 +1,101 @@
+"""Where is the colour of "the shape in the top left" lost: in the image tokens, or between question and answer?
+
+    python benchmarks/lookup_hops.py [CHECKPOINT] [--scenes 200] [--max-tiles 1] [--sep ": "]
+
+On fresh scenes of 2-6 shapes (``tessera.synth`` scenes, seeded), the colour of each shape is scored
+teacher-forced (the gold text up to it, the model's top token compared with the colour's) in three contexts:
+
+- **describe**: inside the answer to "Describe the image.", right after its place (``top left: red circle``, or
+  with ``--sep " "`` ``top left red circle``): the place was just written, so the colour is looked up where it
+  is read (one hop);
+- **question**: the first answer token of "What color is the shape in the top left?": the place is in the
+  question, several template tokens before the answer, and has to be carried there first (two hops);
+- **echo**: the same question answered ``top left: red``: the place copied into the answer, the colour after it.
+
+A model that scores high on describe and low on question sees the colours at their places and fails to carry
+the question's place to where the answer is read (``benchmarks/learnability.py --task bind --cell-last`` is
+the same contrast, stripped down). The linear probe ``benchmarks/probe_features.py --task cell-color`` says
+how much of it the image tokens hold at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+
+import torch
+
+import tessera
+from tessera.synth import shapes
+from tessera.synth import vocab as V
+
+CONTEXTS = ("describe", "question", "echo")
+
+
+def next_token_right(vlm, prompt_ids: list[int], pixel_values: torch.Tensor, answer: str,
+                     targets: set[int]) -> list[bool]:
+    """Teacher-forced: for each answer token whose id is in ``targets``, whether the model's top next-token
+    prediction at the position before it is that token."""
+    answer_ids = vlm.tokenizer.encode(answer, add_special_tokens=False)
+    ids = torch.tensor([prompt_ids + answer_ids], device=vlm.device)
+    model = vlm.model
+    with torch.no_grad():
+        hidden = model.language_model(model.embed(ids, pixel_values=pixel_values),
+                                      torch.arange(ids.shape[1], device=vlm.device)[None])
+        top = model.language_model.logits(hidden[0]).argmax(-1)
+    start = len(prompt_ids)
+    return [bool(top[p - 1] == ids[0, p]) for p in range(start, ids.shape[1]) if int(ids[0, p]) in targets]
+
+
+def score(vlm, n_scenes: int, seed: int = 97, max_tiles: int = 1, sep: str = ": ") -> dict[str, tuple[int, int]]:
+    """(right, asked) per context over ``n_scenes`` fresh scenes of 2-6 shapes."""
+    tok = vlm.tokenizer
+    # Colours inside text carry the word-start mark (``▁red``); a whole answer starts without it (``red``).
+    inner = {tok.encode("a " + c, add_special_tokens=False)[1] for c in V.COLORS}
+    first = {tok.encode(c, add_special_tokens=False)[0] for c in V.COLORS}
+    rng = random.Random(seed)
+    tally = {c: [0, 0] for c in CONTEXTS}
+
+    def add(context: str, right: list[bool]) -> None:
+        tally[context][0] += sum(right)
+        tally[context][1] += len(right)
+
+    for _ in range(n_scenes):
+        image, scene = shapes.draw_scene(rng, vlm.config.image_size)
+        while len(scene) < 2:
+            image, scene = shapes.draw_scene(rng, vlm.config.image_size)
+        req = vlm.prepare(V.Q_DESCRIBE[0], image, max_tiles=max_tiles)
+        add("describe", next_token_right(vlm, req.input_ids, req.pixel_values, shapes.describe(scene, sep), inner))
+        for shape in scene:
+            place = V.POSITIONS[shape.cell]
+            req = vlm.prepare(V.Q_COLOR_POS[0].format(pos=place), image, max_tiles=max_tiles)
+            add("question", next_token_right(vlm, req.input_ids, req.pixel_values, shape.color, first)[:1])
+            echo = next_token_right(vlm, req.input_ids, req.pixel_values, f"{place}{sep}{shape.color}", inner)
+            add("echo", echo[-1:])
+    return {c: (right, asked) for c, (right, asked) in tally.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoint", nargs="?", default=None, help="default: the bundled model")
+    ap.add_argument("--scenes", type=int, default=200)
+    ap.add_argument("--max-tiles", type=int, default=1)
+    ap.add_argument("--sep", default=": ", choices=(": ", " "), help="between a describe line's place and colour")
+    ap.add_argument("--seed", type=int, default=97)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    vlm = tessera.load(args.checkpoint, device="cpu", dtype="float32")
+    vlm.model.eval()
+    scores = score(vlm, args.scenes, args.seed, args.max_tiles, args.sep)
+    print(f"colour of the shape at a place, teacher-forced, {args.scenes} scenes of 2-6 shapes, "
+          f"max_tiles {args.max_tiles}: {args.checkpoint or 'the bundled model'}")
+    print("| context | right |")
+    print("|---|---:|")
+    for context, (right, asked) in scores.items():
+        print(f"| {context} | {right / max(asked, 1):.1%} of {asked} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
