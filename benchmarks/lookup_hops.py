@@ -1,6 +1,6 @@
 """Where is the colour of "the shape in the top left" lost: in the image tokens, or between question and answer?
 
-    python benchmarks/lookup_hops.py [CHECKPOINT] [--scenes 200] [--max-tiles 1] [--sep ": "]
+    python benchmarks/lookup_hops.py [CHECKPOINT] [--scenes 200] [--max-tiles 1] [--sep ": "] [--key-use 60]
 
 On fresh scenes of 2-6 shapes (``tessera.synth`` scenes, seeded), the colour of each shape is scored
 teacher-forced (the gold text up to it, the model's top token compared with the colour's) in three contexts:
@@ -11,6 +11,10 @@ teacher-forced (the gold text up to it, the model's top token compared with the 
 - **question**: the first answer token of "What color is the shape in the top left?": the place is in the
   question, several template tokens before the answer, and has to be carried there first (two hops);
 - **echo**: the same question answered ``top left: red``: the place copied into the answer, the colour after it.
+
+``--key-use N`` also asks, greedily, on N scenes of 3-6 shapes, the colour of the shape at every occupied place
+and the number of shapes of every colour, and counts the scenes where the answers are all the same: a model that
+answers every place (or colour) alike reads the question's form and not its key.
 
 A model that scores high on describe and low on question sees the colours at their places and fails to carry
 the question's place to where the answer is read (``benchmarks/learnability.py --task bind --cell-last`` is
@@ -75,6 +79,30 @@ def score(vlm, n_scenes: int, seed: int = 97, max_tiles: int = 1, sep: str = ": 
     return {c: (right, asked) for c, (right, asked) in tally.items()}
 
 
+def key_use(vlm, n_scenes: int, seed: int = 98, max_tiles: int = 1) -> dict[str, tuple[int, int, int, int]]:
+    """Per question form (colour by place, count by colour): (scenes where every answer was the same, scenes,
+    right answers, questions) over ``n_scenes`` fresh scenes of 3-6 shapes, greedy."""
+    rng = random.Random(seed)
+    tally = {"colour by place": [0, 0, 0, 0], "count by colour": [0, 0, 0, 0]}
+    for _ in range(n_scenes):
+        image, scene = shapes.draw_scene(rng, vlm.config.image_size)
+        while len(scene) < 3:
+            image, scene = shapes.draw_scene(rng, vlm.config.image_size)
+        asked = {
+            "colour by place": [(V.Q_COLOR_POS[0].format(pos=V.POSITIONS[s.cell]), s.color) for s in scene],
+            "count by colour": [(V.Q_COUNT_COLOR[0].format(color=c), str(sum(s.color == c for s in scene)))
+                                for c in V.COLORS],
+        }
+        for form, pairs in asked.items():
+            answers = [vlm.chat(q, image, max_tiles=max_tiles, max_new_tokens=4) for q, _ in pairs]
+            row = tally[form]
+            row[0] += len(set(answers)) == 1
+            row[1] += 1
+            row[2] += sum(a == truth for a, (_, truth) in zip(answers, pairs))
+            row[3] += len(pairs)
+    return {form: tuple(row) for form, row in tally.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint", nargs="?", default=None, help="default: the bundled model")
@@ -82,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-tiles", type=int, default=1)
     ap.add_argument("--sep", default=": ", choices=(": ", " "), help="between a describe line's place and colour")
     ap.add_argument("--seed", type=int, default=97)
+    ap.add_argument("--key-use", type=int, default=0, metavar="N",
+                    help="also ask every place / colour of N scenes and count the scenes answered all alike")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -94,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|")
     for context, (right, asked) in scores.items():
         print(f"| {context} | {right / max(asked, 1):.1%} of {asked} |")
+    if args.key_use:
+        print(f"\ngreedy answers on {args.key_use} scenes of 3-6 shapes, every place / every colour asked")
+        print("| question form | scenes answered all alike | right |")
+        print("|---|---:|---:|")
+        for form, (alike, scenes, right, asked) in key_use(vlm, args.key_use, args.seed + 1, args.max_tiles).items():
+            print(f"| {form} | {alike} of {scenes} | {right / max(asked, 1):.1%} of {asked} |")
     return 0
 
 

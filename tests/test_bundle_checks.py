@@ -307,6 +307,10 @@ def test_lookup_hops_scores_every_shape_in_each_context(capsys):
         right = lookup_hops.next_token_right(vlm, req.input_ids, req.pixel_values, colour, {ids[0]})
         assert right == [vlm.tokenizer.decode(ids[:1]) == said]
     assert lookup_hops.next_token_right(vlm, req.input_ids, req.pixel_values, "red", set()) == []
-    assert lookup_hops.main(["--scenes", "1"]) == 0
-    assert re.findall(r"^\| (describe|question|echo) \| [0-9.]+% of \d+ \|$", capsys.readouterr().out, flags=re.M) == \
+    assert lookup_hops.main(["--scenes", "1", "--key-use", "1"]) == 0
+    out = capsys.readouterr().out
+    assert re.findall(r"^\| (describe|question|echo) \| [0-9.]+% of \d+ \|$", out, flags=re.M) == \
         list(lookup_hops.CONTEXTS)
+    assert re.search(r"^\| count by colour \| [01] of 1 \| [0-9.]+% of 6 \|$", out, flags=re.M), out
+    alike, scenes, right, asked = lookup_hops.key_use(vlm, 2, seed=3)["colour by place"]
+    assert scenes == 2 and 0 <= alike <= 2 and 6 <= asked <= 12 and 0 <= right <= asked  # every shape of 3-6 asked
