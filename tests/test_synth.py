@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter, deque
 from pathlib import Path
 
@@ -400,3 +401,50 @@ def test_pages_and_charts_get_their_own_tile_grid():
     for tile in (56, 112, 224):
         for cols, rows in page_grids(12, 6) + list(CHART_GRIDS):
             assert tile_grid(cols * tile, rows * tile, max_tiles=12, image_size=tile) == (cols, rows)
+
+
+@pytest.mark.parametrize("mode", ["full", "partial"])
+def test_key_echo_copies_the_questions_key_before_the_answer_and_changes_nothing_else(tmp_path, mode):
+    kwargs = dict(n_train=30, n_test=6, seed=8, tasks=("count", "color", "shape", "position"), train_turns=4,
+                  progress=False, chinese=True, zh_fraction=0.5)
+    generate(tmp_path / "plain", **kwargs)
+    generate(tmp_path / mode, key_echo=mode, **kwargs)
+    keyed = {  # English templates that name a shape by a key, as regexes capturing it
+        **{t: "{kind}" for t in V.Q_COLOR_KIND}, **{t: "{pos}" for t in V.Q_COLOR_POS},
+        **{t: "{color}" for t in V.Q_SHAPE_COLOR}, **{t: "{pos}" for t in V.Q_SHAPE_POS},
+        **{t: "{color} {kind}" for t in V.Q_POSITION},
+    }
+    echoed = 0
+    for split in ("train", "test"):
+        plain, echo = _records(tmp_path / "plain", split), _records(tmp_path / mode, split)
+        assert len(plain) == len(echo)
+        for p, e in zip(plain, echo):
+            assert p["image"] == e["image"] and p["tasks"] == e["tasks"]
+            for (pq, pa), (eq, ea) in zip(_pairs(p), _pairs(e)):
+                assert pq == eq
+                question = pq.removeprefix("<image>\n")
+                template = next((t for t in keyed if _matches(t, question)), None)
+                if split == "test" or template is None:  # counts, Chinese questions and the test split: as asked
+                    assert ea == pa
+                    continue
+                key = keyed[template].format_map(_matches(template, question))
+                key = key.split()[-1] if mode == "partial" else key
+                assert ea == f"{key}: {pa}", (question, ea)
+                echoed += 1
+    assert echoed >= 10
+    with pytest.raises(ValueError, match="key_echo"):
+        generate(tmp_path / "bad", key_echo="half", **kwargs)
+
+
+def _pairs(record: dict) -> list[tuple[str, str]]:
+    turns = record["conversations"]
+    return [(turns[i]["value"], turns[i + 1]["value"]) for i in range(0, len(turns), 2)]
+
+
+def _matches(template: str, question: str) -> dict[str, str] | None:
+    """The placeholders of ``template`` that ``question`` fills, or None if it is not that template."""
+    pattern = re.escape(template)
+    for name, words in (("kind", "[a-z]+"), ("color", "[a-z]+"), ("pos", "[a-z]+(?: [a-z]+)?")):
+        pattern = pattern.replace(re.escape("{" + name + "}"), f"(?P<{name}>{words})")
+    m = re.fullmatch(pattern, question)
+    return m.groupdict() if m else None

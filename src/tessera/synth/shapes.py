@@ -76,14 +76,29 @@ def draw_shape(draw: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, size:
         raise ValueError(f"unknown shape kind {kind!r}; expected one of {V.SHAPES}")
 
 
+KEY_ECHOES = ("none", "full", "partial")
+
+
+def echo_key(key: str, answer: str, mode: str) -> str:
+    """The answer with the question's key copied before it: ``full`` -> ``top left: red``, ``partial`` -> its
+    last word only (``left: red``; a one-word key stays whole), ``none`` -> ``red``."""
+    if mode == "none":
+        return answer
+    if mode == "partial":
+        key = key.split()[-1]
+    return f"{key}: {answer}"
+
+
 def ask(rng: random.Random, shapes: list[Shape], task: str, chinese: bool = False,
-        describe_sep: str = ": ") -> tuple[str, str, tuple]:
+        describe_sep: str = ": ", key_echo: str = "none") -> tuple[str, str, tuple]:
     """One (question, answer, fact) of ``task`` (count/color/shape/position) about the scene.
 
     ``fact`` identifies what is asked, whatever the phrasing (to avoid asking the same thing twice).
 
     ``chinese`` asks count and colour questions with Chinese phrasings (colour answers then in Chinese too);
-    other tasks ignore it.
+    other tasks ignore it. ``key_echo`` (training only, English questions that name a shape by its place,
+    colour or kind): the answer starts with that key, see :func:`echo_key` and ``SynthConfig.key_echo``. It
+    draws nothing from ``rng``: the same seed asks the same questions in every mode.
     """
     by_kind = {k: [s for s in shapes if s.kind == k] for k in V.SHAPES}
     by_color = {c: [s for s in shapes if s.color == c] for c in V.COLORS}
@@ -113,22 +128,26 @@ def ask(rng: random.Random, shapes: list[Shape], task: str, chinese: bool = Fals
             return q, V.COLORS_ZH[by_kind[kind][0].color], ("color", by_kind[kind][0].cell)
         if unique_kinds and rng.random() < 0.5:
             kind = rng.choice(unique_kinds)
-            return rng.choice(V.Q_COLOR_KIND).format(kind=kind), by_kind[kind][0].color, ("color", by_kind[kind][0].cell)
+            color = echo_key(kind, by_kind[kind][0].color, key_echo)
+            return rng.choice(V.Q_COLOR_KIND).format(kind=kind), color, ("color", by_kind[kind][0].cell)
         shape = rng.choice(shapes)
-        return rng.choice(V.Q_COLOR_POS).format(pos=V.POSITIONS[shape.cell]), shape.color, ("color", shape.cell)
+        pos = V.POSITIONS[shape.cell]
+        return rng.choice(V.Q_COLOR_POS).format(pos=pos), echo_key(pos, shape.color, key_echo), ("color", shape.cell)
     if task == "shape":
         unique_colors = [c for c in V.COLORS if len(by_color[c]) == 1]
         if unique_colors and rng.random() < 0.5:
             color = rng.choice(unique_colors)
-            return rng.choice(V.Q_SHAPE_COLOR).format(color=color), by_color[color][0].kind, ("shape", by_color[color][0].cell)
+            kind = echo_key(color, by_color[color][0].kind, key_echo)
+            return rng.choice(V.Q_SHAPE_COLOR).format(color=color), kind, ("shape", by_color[color][0].cell)
         shape = rng.choice(shapes)
-        return rng.choice(V.Q_SHAPE_POS).format(pos=V.POSITIONS[shape.cell]), shape.kind, ("shape", shape.cell)
+        pos = V.POSITIONS[shape.cell]
+        return rng.choice(V.Q_SHAPE_POS).format(pos=pos), echo_key(pos, shape.kind, key_echo), ("shape", shape.cell)
     if task == "describe":
         return rng.choice(V.Q_DESCRIBE), describe(shapes, describe_sep), ("describe",)
     if task == "position":
         shape = rng.choice(shapes)
         q = rng.choice(V.Q_POSITION).format(color=shape.color, kind=shape.kind)
-        return q, V.POSITIONS[shape.cell], ("position", shape.cell)
+        return q, echo_key(f"{shape.color} {shape.kind}", V.POSITIONS[shape.cell], key_echo), ("position", shape.cell)
     raise ValueError(f"shapes cannot answer task {task!r}; expected count, color, shape, position or describe")
 
 
