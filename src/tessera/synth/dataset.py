@@ -63,7 +63,7 @@ class SynthConfig:
         kind copy that key first ("full": "top left: red"; "partial": its last word, "left: red"; "none": "red",
         the benchmark's form). A from-scratch LLM answers such questions without reading the key (it gives one
         colour for every place asked); taught to write the key out, then half of it, then none, it learns to
-        carry it to the answer (colour by place 38 % -> 98 %, bundle stages 14-16, history.md tenth session).
+        carry it to the answer (colour by place 38 % -> 98 % at one tile; docs/bundled-model/history.md, tenth session).
     """
 
     tile_size: int = 112
