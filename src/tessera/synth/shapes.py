@@ -128,8 +128,8 @@ def ask(rng: random.Random, shapes: list[Shape], task: str, chinese: bool = Fals
             return q, V.COLORS_ZH[by_kind[kind][0].color], ("color", by_kind[kind][0].cell)
         if unique_kinds and rng.random() < 0.5:
             kind = rng.choice(unique_kinds)
-            color = echo_key(kind, by_kind[kind][0].color, key_echo)
-            return rng.choice(V.Q_COLOR_KIND).format(kind=kind), color, ("color", by_kind[kind][0].cell)
+            answer = echo_key(kind, by_kind[kind][0].color, key_echo)
+            return rng.choice(V.Q_COLOR_KIND).format(kind=kind), answer, ("color", by_kind[kind][0].cell)
         shape = rng.choice(shapes)
         pos = V.POSITIONS[shape.cell]
         return rng.choice(V.Q_COLOR_POS).format(pos=pos), echo_key(pos, shape.color, key_echo), ("color", shape.cell)
@@ -137,8 +137,8 @@ def ask(rng: random.Random, shapes: list[Shape], task: str, chinese: bool = Fals
         unique_colors = [c for c in V.COLORS if len(by_color[c]) == 1]
         if unique_colors and rng.random() < 0.5:
             color = rng.choice(unique_colors)
-            kind = echo_key(color, by_color[color][0].kind, key_echo)
-            return rng.choice(V.Q_SHAPE_COLOR).format(color=color), kind, ("shape", by_color[color][0].cell)
+            answer = echo_key(color, by_color[color][0].kind, key_echo)
+            return rng.choice(V.Q_SHAPE_COLOR).format(color=color), answer, ("shape", by_color[color][0].cell)
         shape = rng.choice(shapes)
         pos = V.POSITIONS[shape.cell]
         return rng.choice(V.Q_SHAPE_POS).format(pos=pos), echo_key(pos, shape.kind, key_echo), ("shape", shape.cell)
