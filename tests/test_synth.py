@@ -403,16 +403,17 @@ def test_pages_and_charts_get_their_own_tile_grid():
             assert tile_grid(cols * tile, rows * tile, max_tiles=12, image_size=tile) == (cols, rows)
 
 
-@pytest.mark.parametrize("mode", ["full", "partial"])
-def test_key_echo_copies_the_questions_key_before_the_answer_and_changes_nothing_else(tmp_path, mode):
+@pytest.mark.parametrize("mode, counts", [("full", False), ("partial", False), ("full", True)])
+def test_key_echo_copies_the_questions_key_before_the_answer_and_changes_nothing_else(tmp_path, mode, counts):
     kwargs = dict(n_train=30, n_test=6, seed=8, tasks=("count", "color", "shape", "position"), train_turns=4,
                   progress=False, chinese=True, zh_fraction=0.5)
     generate(tmp_path / "plain", **kwargs)
-    generate(tmp_path / mode, key_echo=mode, **kwargs)
+    generate(tmp_path / mode, key_echo=mode, echo_counts=counts, **kwargs)
     keyed = {  # English templates that name a shape by a key, as regexes capturing it
         **{t: "{kind}" for t in V.Q_COLOR_KIND}, **{t: "{pos}" for t in V.Q_COLOR_POS},
         **{t: "{color}" for t in V.Q_SHAPE_COLOR}, **{t: "{pos}" for t in V.Q_SHAPE_POS},
         **{t: "{color} {kind}" for t in V.Q_POSITION},
+        **({t: "{color}" for t in V.Q_COUNT_COLOR} | {t: "{kinds}" for t in V.Q_COUNT_KIND} if counts else {}),
     }
     echoed = 0
     for split in ("train", "test"):
@@ -444,7 +445,8 @@ def _pairs(record: dict) -> list[tuple[str, str]]:
 def _matches(template: str, question: str) -> dict[str, str] | None:
     """The placeholders of ``template`` that ``question`` fills, or None if it is not that template."""
     pattern = re.escape(template)
-    for name, words in (("kind", "[a-z]+"), ("color", "[a-z]+"), ("pos", "[a-z]+(?: [a-z]+)?")):
+    plurals = "|".join(V.SHAPES_PLURAL.values())  # "Count the shapes." is not a count by kind
+    for name, words in (("kinds", plurals), ("kind", "[a-z]+"), ("color", "[a-z]+"), ("pos", "[a-z]+(?: [a-z]+)?")):
         pattern = pattern.replace(re.escape("{" + name + "}"), f"(?P<{name}>{words})")
     m = re.fullmatch(pattern, question)
     return m.groupdict() if m else None

@@ -64,6 +64,7 @@ class SynthConfig:
         the benchmark's form). A from-scratch LLM answers such questions without reading the key (it gives one
         colour for every place asked); taught to write the key out, then half of it, then none, it learns to
         carry it to the answer (colour by place 38 % -> 98 % at one tile; docs/bundled-model/history.md, tenth session).
+    echo_counts: with ``key_echo``, counts by colour or kind copy their key too ("red: 2", "circles: 1").
     """
 
     tile_size: int = 112
@@ -82,6 +83,7 @@ class SynthConfig:
     one_tile_pages: bool = False
     describe_sep: str = ": "
     key_echo: str = "none"
+    echo_counts: bool = False
 
     def resolved(self) -> SynthConfig:
         """Check the values and fix ``chinese`` (None -> whether a CJK font is installed)."""
@@ -143,7 +145,8 @@ def make_sample(cfg: SynthConfig, seed: int, split: str, index: int) -> tuple[Im
         def ask(task: str) -> tuple[str, str, tuple]:
             zh = cfg.chinese and task in ("count", "color") and rng.random() < cfg.zh_fraction
             echo = "none" if split == "test" else cfg.key_echo
-            return shapes.ask(rng, scene, task, chinese=zh, describe_sep=cfg.describe_sep, key_echo=echo)
+            return shapes.ask(rng, scene, task, chinese=zh, describe_sep=cfg.describe_sep, key_echo=echo,
+                              echo_counts=cfg.echo_counts)
     elif kind == "document":
         grids = cfg.page_grids()
         colors = ["red"] if split == "test" else rng.sample(list(V.BOX_COLORS), n_turns)

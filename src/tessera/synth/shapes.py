@@ -90,15 +90,16 @@ def echo_key(key: str, answer: str, mode: str) -> str:
 
 
 def ask(rng: random.Random, shapes: list[Shape], task: str, chinese: bool = False,
-        describe_sep: str = ": ", key_echo: str = "none") -> tuple[str, str, tuple]:
+        describe_sep: str = ": ", key_echo: str = "none", echo_counts: bool = False) -> tuple[str, str, tuple]:
     """One (question, answer, fact) of ``task`` (count/color/shape/position) about the scene.
 
     ``fact`` identifies what is asked, whatever the phrasing (to avoid asking the same thing twice).
 
     ``chinese`` asks count and colour questions with Chinese phrasings (colour answers then in Chinese too);
     other tasks ignore it. ``key_echo`` (training only, English questions that name a shape by its place,
-    colour or kind): the answer starts with that key, see :func:`echo_key` and ``SynthConfig.key_echo``. It
-    draws nothing from ``rng``: the same seed asks the same questions in every mode.
+    colour or kind): the answer starts with that key, see :func:`echo_key` and ``SynthConfig.key_echo``; with
+    ``echo_counts`` counts by colour or kind too (``red: 2``, ``circles: 1``). It draws nothing from ``rng``:
+    the same seed asks the same questions in every mode.
     """
     by_kind = {k: [s for s in shapes if s.kind == k] for k in V.SHAPES}
     by_color = {c: [s for s in shapes if s.color == c] for c in V.COLORS}
@@ -113,13 +114,16 @@ def ask(rng: random.Random, shapes: list[Shape], task: str, chinese: bool = Fals
                 q = rng.choice(V.Q_COUNT_COLOR_ZH).format(color=V.COLORS_ZH[color])
             else:
                 q = rng.choice(V.Q_COUNT_COLOR).format(color=color)
-            return q, str(len(by_color[color])), ("count", color)
+            count = str(len(by_color[color]))
+            return q, echo_key(color, count, key_echo) if echo_counts and not chinese else count, ("count", color)
         kind = rng.choice(V.SHAPES)
         if chinese:
             q = rng.choice(V.Q_COUNT_KIND_ZH).format(kind=V.SHAPES_ZH[kind])
         else:
             q = rng.choice(V.Q_COUNT_KIND).format(kinds=V.SHAPES_PLURAL[kind])
-        return q, str(len(by_kind[kind])), ("count", kind)
+        count = str(len(by_kind[kind]))
+        echo = echo_counts and not chinese
+        return q, echo_key(V.SHAPES_PLURAL[kind], count, key_echo) if echo else count, ("count", kind)
     if task == "color":
         unique_kinds = [k for k in V.SHAPES if len(by_kind[k]) == 1]
         if chinese and unique_kinds:
