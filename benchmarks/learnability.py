@@ -13,8 +13,8 @@ vocabulary; ``--task kind`` draws one of the four kinds instead of a circle and 
 given cell (a cell token before the last, or for the first ``--cell-last`` steps the last: binding a place to
 what is there, 6-way; ``--text-first`` steps first give the scene as text, cell and colour tokens in the
 image's places, as a pretrained LLM would know lookups from text; ``--place-words`` names the cell with a row
-and a column token, as "top left" is two words; ``--ask-first`` puts it before the image, as a prompt that asks first and
-shows the image after). ``--task read`` draws one
+and a column token, as "top left" is two words; ``--ask-first`` puts it before the image, as a prompt that
+asks first and shows the image after). ``--task read`` draws one
 tile of a reading page (12 px words in the page's cell layout, one in a red box) and asks the boxed word
 (32-way); ``read1`` the same with the boxed word alone on the tile.
 ``--scale 2`` draws the shape twice as large; ``--squash`` draws it on a canvas of one of the scenes' aspect

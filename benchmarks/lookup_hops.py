@@ -40,15 +40,27 @@ def next_token_right(vlm, prompt_ids: list[int], pixel_values: torch.Tensor, ans
                      targets: set[int]) -> list[bool]:
     """Teacher-forced: for each answer token whose id is in ``targets``, whether the model's top next-token
     prediction at the position before it is that token."""
-    answer_ids = vlm.tokenizer.encode(answer, add_special_tokens=False)
-    ids = torch.tensor([prompt_ids + answer_ids], device=vlm.device)
+    ids, top = top_tokens(vlm, prompt_ids, pixel_values, answer)
+    return [top[p - 1] == ids[p] for p in range(len(prompt_ids), len(ids)) if ids[p] in targets]
+
+
+def top_tokens(vlm, prompt_ids: list[int], pixel_values: torch.Tensor, answer: str) -> tuple[list[int], list[int]]:
+    """(prompt + answer ids, the model's top next token at each of their positions), one teacher-forced pass."""
+    ids = prompt_ids + vlm.tokenizer.encode(answer, add_special_tokens=False)
+    batch = torch.tensor([ids], device=vlm.device)
     model = vlm.model
     with torch.no_grad():
-        hidden = model.language_model(model.embed(ids, pixel_values=pixel_values),
-                                      torch.arange(ids.shape[1], device=vlm.device)[None])
-        top = model.language_model.logits(hidden[0]).argmax(-1)
-    start = len(prompt_ids)
-    return [bool(top[p - 1] == ids[0, p]) for p in range(start, ids.shape[1]) if int(ids[0, p]) in targets]
+        hidden = model.language_model(model.embed(batch, pixel_values=pixel_values),
+                                      torch.arange(len(ids), device=vlm.device)[None])
+        return ids, model.language_model.logits(hidden[0]).argmax(-1).tolist()
+
+
+def draw_scene(rng: random.Random, image_size: int, min_shapes: int) -> tuple:
+    """A fresh ``tessera.synth`` scene (image, shapes) of at least ``min_shapes`` shapes."""
+    image, scene = shapes.draw_scene(rng, image_size)
+    while len(scene) < min_shapes:
+        image, scene = shapes.draw_scene(rng, image_size)
+    return image, scene
 
 
 def score(vlm, n_scenes: int, seed: int = 97, max_tiles: int = 1, sep: str = ": ") -> dict[str, tuple[int, int]]:
@@ -56,7 +68,7 @@ def score(vlm, n_scenes: int, seed: int = 97, max_tiles: int = 1, sep: str = ": 
     tok = vlm.tokenizer
     # Colours inside text carry the word-start mark (``▁red``); a whole answer starts without it (``red``).
     inner = {tok.encode("a " + c, add_special_tokens=False)[1] for c in V.COLORS}
-    first = {tok.encode(c, add_special_tokens=False)[0] for c in V.COLORS}
+    first = {c: tok.encode(c, add_special_tokens=False)[0] for c in V.COLORS}
     rng = random.Random(seed)
     tally = {c: [0, 0] for c in CONTEXTS}
 
@@ -65,16 +77,16 @@ def score(vlm, n_scenes: int, seed: int = 97, max_tiles: int = 1, sep: str = ": 
         tally[context][1] += len(right)
 
     for _ in range(n_scenes):
-        image, scene = shapes.draw_scene(rng, vlm.config.image_size)
-        while len(scene) < 2:
-            image, scene = shapes.draw_scene(rng, vlm.config.image_size)
+        image, scene = draw_scene(rng, vlm.config.image_size, 2)
         req = vlm.prepare(V.Q_DESCRIBE[0], image, max_tiles=max_tiles)
         add("describe", next_token_right(vlm, req.input_ids, req.pixel_values, shapes.describe(scene, sep), inner))
         for shape in scene:
             place = V.POSITIONS[shape.cell]
             req = vlm.prepare(V.Q_COLOR_POS[0].format(pos=place), image, max_tiles=max_tiles)
-            add("question", next_token_right(vlm, req.input_ids, req.pixel_values, shape.color, first)[:1])
-            echo = next_token_right(vlm, req.input_ids, req.pixel_values, f"{place}{sep}{shape.color}", inner)
+            # One pass scores both: the plain answer's first token is predicted where the echo's place starts.
+            ids, top = top_tokens(vlm, req.input_ids, req.pixel_values, f"{place}{sep}{shape.color}")
+            add("question", [top[len(req.input_ids) - 1] == first[shape.color]])
+            echo = [top[p - 1] == ids[p] for p in range(len(req.input_ids), len(ids)) if ids[p] in inner]
             add("echo", echo[-1:])
     return {c: (right, asked) for c, (right, asked) in tally.items()}
 
@@ -85,9 +97,7 @@ def key_use(vlm, n_scenes: int, seed: int = 98, max_tiles: int = 1) -> dict[str,
     rng = random.Random(seed)
     tally = {"colour by place": [0, 0, 0, 0], "count by colour": [0, 0, 0, 0]}
     for _ in range(n_scenes):
-        image, scene = shapes.draw_scene(rng, vlm.config.image_size)
-        while len(scene) < 3:
-            image, scene = shapes.draw_scene(rng, vlm.config.image_size)
+        image, scene = draw_scene(rng, vlm.config.image_size, 3)
         asked = {
             "colour by place": [(V.Q_COLOR_POS[0].format(pos=V.POSITIONS[s.cell]), s.color) for s in scene],
             "count by colour": [(V.Q_COUNT_COLOR[0].format(color=c), str(sum(s.color == c for s in scene)))

@@ -9,7 +9,8 @@ encoder, pixel shuffle and projector (``extract_feature``: [n, 16, hidden] token
 linear classifier (softmax regression on the flattened, standardised tokens) on ``--n-train`` tiles, scored on
 ``--n-test`` others. ``--task cell-color`` / ``cell-kind`` probe full scenes of 1-6 shapes (every aspect ratio,
 one tile) for what is in each of the nine cells (empty or a colour / kind: nine 7- or 5-way heads), scored on
-the occupied cells: is "the colour in the top left" in the tokens when a colour-by-place question is asked? The same for a randomly initialised model of the same config, as a baseline. High
+the occupied cells: is "the colour in the top left" in the tokens when a colour-by-place question is asked?
+The same for a randomly initialised model of the same config, as a baseline. High
 held-out accuracy means the answer is in the tokens and whatever gets it wrong is downstream (the LLM reading
 them); chance means the vision side never encoded it.
 """
@@ -68,21 +69,18 @@ def features(model: InternVLChatModel, task: str, n: int, seed: int, scale: floa
     for start in range(0, n, batch):
         if task.startswith("cell-"):
             tiles, labels = zip(*(cell_tile(rng, task.removeprefix("cell-")) for _ in range(min(batch, n - start))))
-            pixels = to_pixel_values(torch.from_numpy(np.stack(tiles)), dtype=torch.float32)
-            with torch.no_grad():
-                xs.append(model.extract_feature(pixels).flatten(1))
-            ys += labels
-            continue
-        if scenes:
-            draws = [scene_tile(rng, scenes == "square") for _ in range(min(batch, n - start))]
         else:
-            draws = [learnability.draw(rng, task, scale, squash) for _ in range(min(batch, n - start))]
-        tiles, colors, kinds, cells = zip(*draws)
+            if scenes:
+                draws = [scene_tile(rng, scenes == "square") for _ in range(min(batch, n - start))]
+            else:
+                draws = [learnability.draw(rng, task, scale, squash) for _ in range(min(batch, n - start))]
+            tiles, colors, kinds, cells = zip(*draws)
+            labels = {"kind": [V.SHAPES.index(k) for k in kinds], "position": list(cells),
+                      "color": [learnability.COLORS.index(c) for c in colors]}[task]
         pixels = to_pixel_values(torch.from_numpy(np.stack(tiles)), dtype=torch.float32)
         with torch.no_grad():
             xs.append(model.extract_feature(pixels).flatten(1))
-        ys += {"kind": [V.SHAPES.index(k) for k in kinds], "color": [learnability.COLORS.index(c) for c in colors],
-               "position": list(cells)}[task]
+        ys += labels
     return torch.cat(xs), torch.tensor(ys)
 
 
@@ -133,11 +131,10 @@ def main(argv: list[str] | None = None) -> int:
                "cell-color": 1 + len(V.COLORS), "cell-kind": 1 + len(V.SHAPES)}[args.task]
     setting = (f", shapes x{args.scale:g}" if args.scale != 1 else "") + (", squashed" if args.squash else "")
     setting += f", one-shape scenes ({args.scenes} canvases)" if args.scenes else ""
-    if args.task.startswith("cell-"):
-        setting, classes_shown = ", full scenes at one tile, scored on the occupied cells", classes - 1
-    else:
-        classes_shown = classes
-    print(f"linear probe for the {args.task} (chance {1 / classes_shown:.0%}){setting}: {args.n_train} tiles to fit, "
+    chance = 1 / classes
+    if args.task.startswith("cell-"):  # scored on occupied cells: "empty" is never the answer
+        setting, chance = ", full scenes at one tile, scored on the occupied cells", 1 / (classes - 1)
+    print(f"linear probe for the {args.task} (chance {chance:.0%}){setting}: {args.n_train} tiles to fit, "
           f"{args.n_test} held out")
     print("| weights | held-out accuracy |")
     print("|---|---:|")

@@ -104,6 +104,7 @@ def ask(rng: random.Random, shapes: list[Shape], task: str, chinese: bool = Fals
     by_kind = {k: [s for s in shapes if s.kind == k] for k in V.SHAPES}
     by_color = {c: [s for s in shapes if s.color == c] for c in V.COLORS}
     if task == "count":
+        count_echo = key_echo if echo_counts and not chinese else "none"
         mode = rng.choice(("all", "all", "color", "kind"))
         if mode == "all":
             q = rng.choice(V.Q_COUNT_ALL_ZH if chinese else V.Q_COUNT_ALL)
@@ -114,16 +115,13 @@ def ask(rng: random.Random, shapes: list[Shape], task: str, chinese: bool = Fals
                 q = rng.choice(V.Q_COUNT_COLOR_ZH).format(color=V.COLORS_ZH[color])
             else:
                 q = rng.choice(V.Q_COUNT_COLOR).format(color=color)
-            count = str(len(by_color[color]))
-            return q, echo_key(color, count, key_echo) if echo_counts and not chinese else count, ("count", color)
+            return q, echo_key(color, str(len(by_color[color])), count_echo), ("count", color)
         kind = rng.choice(V.SHAPES)
         if chinese:
             q = rng.choice(V.Q_COUNT_KIND_ZH).format(kind=V.SHAPES_ZH[kind])
         else:
             q = rng.choice(V.Q_COUNT_KIND).format(kinds=V.SHAPES_PLURAL[kind])
-        count = str(len(by_kind[kind]))
-        echo = echo_counts and not chinese
-        return q, echo_key(V.SHAPES_PLURAL[kind], count, key_echo) if echo else count, ("count", kind)
+        return q, echo_key(V.SHAPES_PLURAL[kind], str(len(by_kind[kind])), count_echo), ("count", kind)
     if task == "color":
         unique_kinds = [k for k in V.SHAPES if len(by_kind[k]) == 1]
         if chinese and unique_kinds:
