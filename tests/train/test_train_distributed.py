@@ -79,3 +79,16 @@ def test_two_processes_match_one_with_ddp_and_fsdp(tmp_path):
     resumed = [json.loads(x) for x in (tmp_path / "fsdp_resume" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in resumed] == [3, 4]
     assert all(abs(r["loss"] - a) <= 1e-5 * max(1.0, a) for r, a in zip(resumed, losses(tmp_path / "fsdp")[2:]))
+
+
+def test_run_device_names_resolve_to_an_indexed_gpu():
+    """``run.device=cuda`` in one process failed in ``torch.cuda.set_device`` (it needs an index); it now means
+    this process's GPU, as ``auto`` does where a GPU is present."""
+    from tessera.train.distributed import resolve_device
+
+    assert str(resolve_device("cuda", 0, cuda_available=True)) == "cuda:0"
+    assert str(resolve_device("cuda", 3, cuda_available=True)) == "cuda:3"
+    assert str(resolve_device("cuda:1", 0, cuda_available=True)) == "cuda:1"
+    assert str(resolve_device("auto", 2, cuda_available=True)) == "cuda:2"
+    assert str(resolve_device("auto", 2, cuda_available=False)) == "cpu"
+    assert str(resolve_device("cpu", 0, cuda_available=True)) == "cpu"

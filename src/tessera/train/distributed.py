@@ -35,16 +35,21 @@ class DistEnv:
         return self.rank == 0
 
 
+def resolve_device(name: str, local_rank: int, cuda_available: bool) -> torch.device:
+    """``run.device`` as a device with an index where it is a GPU: ``auto`` -> this process's GPU (or the CPU),
+    a bare ``cuda`` -> ``cuda:LOCAL_RANK`` (``torch.cuda.set_device`` needs the index), anything else as given."""
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}" if cuda_available else "cpu")
+    if name == "cuda":
+        return torch.device(f"cuda:{local_rank}")
+    return torch.device(name)
+
+
 def setup(run: RunArgs) -> DistEnv:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if run.device == "auto":
-        device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    elif run.device == "cuda" and world > 1:
-        device = torch.device(f"cuda:{local_rank}")
-    else:
-        device = torch.device(run.device)
+    device = resolve_device(run.device, local_rank, torch.cuda.is_available())
     if device.type == "cuda":
         torch.cuda.set_device(device)
     owns_group = world > 1 and not dist.is_initialized()
