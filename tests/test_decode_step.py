@@ -9,8 +9,9 @@ import torch.nn.functional as F
 
 from tessera.config import ChatConfig
 from tessera.generation import Batch, decode_step, prefill
+from tessera.models import layers
 from tessera.models.internvl import InternVLChatModel
-from tessera.models.layers import attend
+from tessera.models.layers import attend, fold_gqa
 
 
 def _reference(q, k, v, mask):
@@ -24,7 +25,9 @@ def _reference(q, k, v, mask):
 
 @pytest.mark.parametrize("heads,kv", [(4, 2), (6, 1), (4, 4)])
 @pytest.mark.parametrize("masked", [False, True])
-def test_single_token_gqa_equals_repeated_kv(heads, kv, masked):
+@pytest.mark.parametrize("fold", [True, False])
+def test_single_token_gqa_equals_repeated_kv(heads, kv, masked, fold, monkeypatch):
+    monkeypatch.setattr(layers, "fold_gqa", lambda *args: fold)
     g = torch.Generator().manual_seed(heads * 10 + kv)
     b, k_len, d = 3, 11, 8
     q = torch.randn(b, heads, 1, d, generator=g)
@@ -33,6 +36,16 @@ def test_single_token_gqa_equals_repeated_kv(heads, kv, masked):
     if mask is not None:
         mask[..., 0] = True
     torch.testing.assert_close(attend(q, k, v, mask, causal=False), _reference(q, k, v, mask))
+
+
+def test_fold_only_where_it_pays():
+    """The CPU always folds; CUDA folds from FOLD_MIN_CUDA_HEADS blocks (batch x kv heads) up, where the
+    cache copies cost more than the kernel's lost parallelism (the H200 runs in the docstring)."""
+    assert fold_gqa("cpu", 1, 8)
+    assert not fold_gqa("cuda", 1, 8)
+    assert fold_gqa("cuda", 32, 8)
+    assert fold_gqa("cuda", layers.FOLD_MIN_CUDA_HEADS, 1)
+    assert not fold_gqa("cuda", layers.FOLD_MIN_CUDA_HEADS - 1, 1)
 
 
 def test_decode_step_makes_no_tensor_from_host_data(monkeypatch):
