@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 import tessera
+from tessera.synth import vocab as V
 from tessera.vlm import default_model_path
 
 from conftest import REPO
@@ -314,3 +315,35 @@ def test_lookup_hops_scores_every_shape_in_each_context(capsys):
     assert re.search(r"^\| count by colour \| [01] of 1 \| [0-9.]+% of 6 \|$", out, flags=re.M), out
     alike, scenes, right, asked = lookup_hops.key_use(vlm, 2, seed=3)["colour by place"]
     assert scenes == 2 and 0 <= alike <= 2 and 6 <= asked <= 12 and 0 <= right <= asked  # every shape of 3-6 asked
+
+
+def test_key_curriculum_runs_its_stages_in_order_and_resumes(tmp_path, capsys):
+    """benchmarks/key_curriculum.py (tiny sizes, one step per stage): the three shape stages chain from the
+    bundled model at the asked tiles, their answers copy the whole key, its last word, nothing; a second
+    call finds every phase done and trains nothing."""
+    curriculum = _script("key_curriculum")
+    argv = ["--out", str(tmp_path), "--scenes", "6", "--steps", "1,1,1", "--after-steps", "0", "--max-tiles", "2",
+            "--hops-scenes", "2", "--hops-key-use", "1", "--threads", "1"]
+    assert curriculum.main(argv) == 0
+    phases = [json.loads(line)["phase"] for line in (tmp_path / "summary.jsonl").read_text().splitlines()]
+    assert phases == ["start", "full", "partial", "plain", "lookup_hops", "done"]
+    starts = [str(default_model_path()), str(tmp_path / "full" / "final"), str(tmp_path / "partial" / "final")]
+    for stage, start in zip(curriculum.STAGE_NAMES, starts):
+        recipe = (tmp_path / stage / "recipe.yaml").read_text()
+        assert f"model_name_or_path: {start}" in recipe and "max_dynamic_patch: 2" in recipe
+    def place_answers(name):  # the answers to "What color is the shape in the <place>?"
+        rows = [json.loads(line) for line in (tmp_path / f"data-{name}" / "train.jsonl").read_text().splitlines()]
+        turns = [t for r in rows for t in r["conversations"]]
+        return [(q["value"].removeprefix("<image>\n"), a["value"]) for q, a in zip(turns[::2], turns[1::2])
+                if q["value"].removeprefix("<image>\n").startswith("What color is the shape in the ")]
+
+    full, partial, plain = (place_answers(name) for name in curriculum.STAGE_NAMES)
+    assert full and partial and plain
+    for question, answer in full:
+        assert answer.startswith(question.removeprefix("What color is the shape in the ").rstrip("?") + ": ")
+    assert all(a.split(": ")[0] == q.rstrip("?").split()[-1] for q, a in partial)
+    assert all(": " not in a and a not in V.POSITIONS for _, a in plain)
+    capsys.readouterr()
+    assert curriculum.main(argv) == 0  # resumed: nothing left to train
+    phases = [json.loads(line)["phase"] for line in (tmp_path / "summary.jsonl").read_text().splitlines()]
+    assert phases[6:] == ["start", "lookup_hops", "done"]
