@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--start", default=None, help="checkpoint to start from (default: the bundled model)")
     ap.add_argument("--max-tiles", type=int, default=12, help="max_dynamic_patch of the three key stages")
     ap.add_argument("--echo-counts", action="store_true", help="counts by colour or kind copy their key too")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="recipe override for the three key stages (repeatable), e.g. model.freeze_backbone=true")
     ap.add_argument("--count-weight", type=float, default=0.5)
     ap.add_argument("--scenes", type=int, default=12800, help="training scenes per data set")
     ap.add_argument("--data-seeds", default="100,101,101", help="full, partial, plain (same seed: same scenes)")
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             generate(data, n_train=args.scenes, n_test=0, seed=seed, tasks=SHAPE_TASKS, weights=weights,
                      key_echo=echo, echo_counts=args.echo_counts, workers=args.workers, **COMMON)
         ckpt = train(out, name, "tessera-tiny-stage2", str(ckpt), data / "meta_train.json", n, run_seed, args,
-                     (f"model.max_dynamic_patch={args.max_tiles}",))
+                     (f"model.max_dynamic_patch={args.max_tiles}", *args.set))
     key_use(out, ckpt, args)
 
     if args.after_steps:

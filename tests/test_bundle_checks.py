@@ -323,7 +323,7 @@ def test_key_curriculum_runs_its_stages_in_order_and_resumes(tmp_path, capsys):
     call finds every phase done and trains nothing."""
     curriculum = _script("key_curriculum")
     argv = ["--out", str(tmp_path), "--scenes", "6", "--steps", "1,1,1", "--after-steps", "0", "--max-tiles", "2",
-            "--hops-scenes", "2", "--hops-key-use", "1", "--threads", "1"]
+            "--hops-scenes", "2", "--hops-key-use", "1", "--threads", "1", "--set", "model.freeze_backbone=true"]
     assert curriculum.main(argv) == 0
     phases = [json.loads(line)["phase"] for line in (tmp_path / "summary.jsonl").read_text().splitlines()]
     assert phases == ["start", "full", "partial", "plain", "lookup_hops", "done"]
@@ -331,6 +331,7 @@ def test_key_curriculum_runs_its_stages_in_order_and_resumes(tmp_path, capsys):
     for stage, start in zip(curriculum.STAGE_NAMES, starts):
         recipe = (tmp_path / stage / "recipe.yaml").read_text()
         assert f"model_name_or_path: {start}" in recipe and "max_dynamic_patch: 2" in recipe
+        assert "freeze_backbone: true" in recipe
     def place_answers(name):  # the answers to "What color is the shape in the <place>?"
         rows = [json.loads(line) for line in (tmp_path / f"data-{name}" / "train.jsonl").read_text().splitlines()]
         turns = [t for r in rows for t in r["conversations"]]
