@@ -153,3 +153,34 @@ def test_loading_skips_and_restores_the_random_init():
     except RuntimeError:
         pass
     assert {name: getattr(torch.nn.init, name) for name in originals} == originals
+
+
+def test_concurrent_loads_leave_torchs_init_in_place():
+    """Loads from several threads at once: each patches nn.init in turn, and torch's own functions are back
+    when they are done (interleaved, one could save another's no-ops as the originals)."""
+    import threading
+
+    import torch
+
+    from tessera import checkpoint
+
+    originals = {name: getattr(torch.nn.init, name) for name in checkpoint._INIT_FUNCTIONS}
+    inside, overlap = [0], []
+    guard = threading.Lock()
+
+    def load():
+        with checkpoint._no_init():
+            with guard:
+                inside[0] += 1
+                overlap.append(inside[0])
+            threading.Event().wait(0.01)
+            with guard:
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert max(overlap) == 1
+    assert {name: getattr(torch.nn.init, name) for name in originals} == originals

@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -143,21 +144,25 @@ def checkpoint_dtype(config: ChatConfig) -> torch.dtype:
 
 _INIT_FUNCTIONS = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "kaiming_uniform_",
                    "kaiming_normal_", "xavier_uniform_", "xavier_normal_")
+_INIT_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
 def _no_init():
     """Skip the modules' random initialisation while building on the meta device: the checkpoint overwrites
     every tensor, and initialising meta tensors goes through torch's reference kernels, whose first use
-    imports torch._dynamo (about 1 s of a CLI command's start-up)."""
-    saved = {name: getattr(torch.nn.init, name) for name in _INIT_FUNCTIONS}
-    for name in _INIT_FUNCTIONS:
-        setattr(torch.nn.init, name, lambda tensor, *args, **kwargs: tensor)
-    try:
-        yield
-    finally:
-        for name, fn in saved.items():
-            setattr(torch.nn.init, name, fn)
+    imports torch._dynamo (about 1 s of a CLI command's start-up). One load at a time patches ``torch.nn.init``:
+    two interleaved ones (threads of a server, say) could otherwise save each other's no-ops as the originals
+    and leave them in place for good."""
+    with _INIT_LOCK:
+        saved = {name: getattr(torch.nn.init, name) for name in _INIT_FUNCTIONS}
+        for name in _INIT_FUNCTIONS:
+            setattr(torch.nn.init, name, lambda tensor, *args, **kwargs: tensor)
+        try:
+            yield
+        finally:
+            for name, fn in saved.items():
+                setattr(torch.nn.init, name, fn)
 
 
 def load_model(
