@@ -254,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.ask_first and (args.cell_last or args.text_first):
         ap.error("--ask-first places the asked cell before the image; it cannot be combined with --cell-last or "
                  "--text-first")
+    bind_only = [flag for flag, on in (("--cell-last", args.cell_last), ("--text-first", args.text_first),
+                                        ("--place-words", args.place_words), ("--ask-first", args.ask_first)) if on]
+    if bind_only and args.task != "bind":
+        ap.error(f"{', '.join(bind_only)}: only for --task bind (the layout of its prompt), got --task {args.task}")
     if args.place_words and args.text_first:
         ap.error("--place-words names cells in the drawn scenes only; it cannot be combined with --text-first")
     torch.set_num_threads(args.threads)

@@ -64,6 +64,13 @@ def test_learnability_bind_can_ask_with_the_last_token(capsys):
         learnability.main([*args, "--ask-first"])  # with --cell-last
 
 
+def test_learnability_bind_flags_are_refused_for_other_tasks(capsys):
+    learnability = _script("learnability")
+    with pytest.raises(SystemExit):
+        learnability.main(["--task", "color", "--cell-last", "5", "--place-words"])
+    assert "--cell-last, --place-words: only for --task bind" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("task", ["position", "kind"])
 def test_learnability_draws_the_named_colour_and_cell(task):
     learnability = _script("learnability")
