@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import lookup_hops  # noqa: E402
 
 from tessera.synth import generate  # noqa: E402
-from tessera.synth.bundle import COMMON, DATA, SHAPE_TASKS, ablation  # noqa: E402
+from tessera.synth.bundle import COMMON, DATA, KEY_WEIGHTS, SHAPE_TASKS, ablation, meta_path  # noqa: E402
 from tessera.train import TrainConfig, run_training  # noqa: E402
 from tessera.vlm import default_model_path  # noqa: E402
 
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--echo-counts", action="store_true", help="counts by colour or kind copy their key too")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="recipe override for the three key stages (repeatable), e.g. model.freeze_backbone=true")
-    ap.add_argument("--count-weight", type=float, default=0.5)
+    ap.add_argument("--count-weight", type=float, default=KEY_WEIGHTS["count"])
     ap.add_argument("--scenes", type=int, default=12800, help="training scenes per data set")
     ap.add_argument("--data-seeds", default="100,101,101", help="full, partial, plain (same seed: same scenes)")
     ap.add_argument("--run-seeds", default="95,96,97")
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     data_seeds = [int(s) for s in args.data_seeds.split(",")]
     run_seeds = [int(s) for s in args.run_seeds.split(",")]
     steps = [int(s) for s in args.steps.split(",")]
-    weights = {"count": args.count_weight, "color": 1.0, "shape": 1.0, "position": 1.0, "describe": 1.0}
+    weights = {**KEY_WEIGHTS, "count": args.count_weight}
     log(out, "start", args=vars(args))
 
     ckpt = Path(args.start) if args.start else default_model_path()
@@ -121,15 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.after_steps:
         read_seed, mix_seed, run_seed = (int(s) for s in args.after_seeds.split(","))
         n_read, n_mix = (int(s) for s in args.after_sizes.split(","))
-        meta = {}
-        for part, seed, n in (("stage13-read", read_seed, n_read), ("stage13-mix", mix_seed, n_mix)):
-            data = out / f"data-{part}"
-            if not (data / "meta_train.json").exists():
-                generate(data, n_train=n, n_test=0, workers=args.workers,
-                         **{**COMMON, **DATA[f"data-{part}"], "seed": seed})
-            meta[part] = json.loads((data / "meta_train.json").read_text(encoding="utf-8"))["synth_train"]
-        (out / "meta-stage13.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        ckpt = train(out, "stage13", "tessera-tiny-stage13", str(ckpt), out / "meta-stage13.json",
+        parts = ("data-stage13-read", "data-stage13-mix")
+        for part, seed, n in zip(parts, (read_seed, mix_seed), (n_read, n_mix)):
+            if not (out / part / "meta_train.json").exists():
+                generate(out / part, n_train=n, n_test=0, workers=args.workers, **{**COMMON, **DATA[part], "seed": seed})
+        ckpt = train(out, "stage13", "tessera-tiny-stage13", str(ckpt), meta_path(out, "stage13", parts),
                      args.after_steps, run_seed, args)
 
     if args.test_dir:

@@ -300,10 +300,7 @@ def test_lookup_hops_scores_every_shape_in_each_context(capsys):
     rng = random.Random(5)
     shapes_seen = 0
     for _ in range(3):  # the same draws as score(): scenes of 2-6 shapes
-        _, scene = lookup_hops.shapes.draw_scene(rng, vlm.config.image_size)
-        while len(scene) < 2:
-            _, scene = lookup_hops.shapes.draw_scene(rng, vlm.config.image_size)
-        shapes_seen += len(scene)
+        shapes_seen += len(lookup_hops.draw_scene(rng, vlm.config.image_size, 2)[1])
     assert {context: asked for context, (_, asked) in scores.items()} == dict.fromkeys(lookup_hops.CONTEXTS, shapes_seen)
     assert all(0 <= right <= asked for right, asked in scores.values())
     # Teacher-forced top token == the greedy answer's first token: right exactly for the colour chat() answers.
@@ -326,14 +323,18 @@ def test_lookup_hops_scores_every_shape_in_each_context(capsys):
 
 def test_key_curriculum_runs_its_stages_in_order_and_resumes(tmp_path, capsys):
     """benchmarks/key_curriculum.py (tiny sizes, one step per stage): the three shape stages chain from the
-    bundled model at the asked tiles, their answers copy the whole key, its last word, nothing; a second
-    call finds every phase done and trains nothing."""
+    bundled model at the asked tiles, their answers copy the whole key, its last word, nothing, and stage 13's
+    recipe follows on pages and the mix; a second call finds every phase done and trains nothing."""
     curriculum = _script("key_curriculum")
-    argv = ["--out", str(tmp_path), "--scenes", "6", "--steps", "1,1,1", "--after-steps", "0", "--max-tiles", "2",
+    argv = ["--out", str(tmp_path), "--scenes", "6", "--steps", "1,1,1", "--after-steps", "1", "--after-sizes", "4,4", "--max-tiles", "2",
             "--hops-scenes", "2", "--hops-key-use", "1", "--threads", "1", "--set", "model.freeze_backbone=true"]
     assert curriculum.main(argv) == 0
     phases = [json.loads(line)["phase"] for line in (tmp_path / "summary.jsonl").read_text().splitlines()]
-    assert phases == ["start", "full", "partial", "plain", "lookup_hops", "done"]
+    assert phases == ["start", "full", "partial", "plain", "lookup_hops", "stage13", "done"]
+    meta = json.loads((tmp_path / "meta-stage13.json").read_text())  # stage 13's recipe on pages and the mix
+    assert {name: entry["root"] for name, entry in meta.items()} == {
+        "stage13-read": str(tmp_path / "data-stage13-read"), "stage13-mix": str(tmp_path / "data-stage13-mix")}
+    assert f"model_name_or_path: {tmp_path / 'plain' / 'final'}" in (tmp_path / "stage13" / "recipe.yaml").read_text()
     starts = [str(default_model_path()), str(tmp_path / "full" / "final"), str(tmp_path / "partial" / "final")]
     for stage, start in zip(curriculum.STAGE_NAMES, starts):
         recipe = (tmp_path / stage / "recipe.yaml").read_text()
@@ -354,4 +355,4 @@ def test_key_curriculum_runs_its_stages_in_order_and_resumes(tmp_path, capsys):
     capsys.readouterr()
     assert curriculum.main(argv) == 0  # resumed: nothing left to train
     phases = [json.loads(line)["phase"] for line in (tmp_path / "summary.jsonl").read_text().splitlines()]
-    assert phases[6:] == ["start", "lookup_hops", "done"]
+    assert phases[7:] == ["start", "lookup_hops", "done"]
