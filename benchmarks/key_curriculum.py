@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="recipe override for the three key stages (repeatable), e.g. model.freeze_backbone=true")
     ap.add_argument("--count-weight", type=float, default=KEY_WEIGHTS["count"])
+    ap.add_argument("--weight", action="append", default=[], metavar="TASK=W",
+                    help="a task's weight in the three key stages (repeatable; a new task such as the training-only "
+                         "locate joins them), e.g. --weight locate=1.5")
     ap.add_argument("--scenes", type=int, default=12800, help="training scenes per data set")
     ap.add_argument("--data-seeds", default="100,101,101", help="full, partial, plain (same seed: same scenes)")
     ap.add_argument("--run-seeds", default="95,96,97")
@@ -106,13 +109,17 @@ def main(argv: list[str] | None = None) -> int:
     run_seeds = [int(s) for s in args.run_seeds.split(",")]
     steps = [int(s) for s in args.steps.split(",")]
     weights = {**KEY_WEIGHTS, "count": args.count_weight}
+    for item in args.weight:
+        task, _, w = item.partition("=")
+        weights[task] = float(w)
+    tasks = tuple(dict.fromkeys((*SHAPE_TASKS, *weights)))
     log(out, "start", args=vars(args))
 
     ckpt = Path(args.start) if args.start else default_model_path()
     for name, echo, seed, run_seed, n in zip(STAGE_NAMES, ECHOES, data_seeds, run_seeds, steps):
         data = out / f"data-{name}"
         if not (data / "meta_train.json").exists():
-            generate(data, n_train=args.scenes, n_test=0, seed=seed, tasks=SHAPE_TASKS, weights=weights,
+            generate(data, n_train=args.scenes, n_test=0, seed=seed, tasks=tasks, weights=weights,
                      key_echo=echo, echo_counts=args.echo_counts, workers=args.workers, **COMMON)
         ckpt = train(out, name, "tessera-tiny-stage2", str(ckpt), data / "meta_train.json", n, run_seed, args,
                      (f"model.max_dynamic_patch={args.max_tiles}", *args.set))

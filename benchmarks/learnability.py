@@ -1,6 +1,6 @@
 """Can the tessera-tiny architecture, from random weights, learn where one shape is, its colour or its kind?
 
-    python benchmarks/learnability.py [--lrs 1e-3,3e-4,1.5e-4] [--task position|color|kind|bind|read|read1]
+    python benchmarks/learnability.py [--lrs 1e-3,3e-4,1.5e-4] [--task position|color|kind|bind|find|read|read1]
                                       [--steps 200] [--scale 2] [--squash] [--init CHECKPOINT] [--pos-std 1]
                                       [--set llm_config.hidden_size=512 ...] [--cell-last 500] [--text-first 1000]
                                       [--place-words] [--ask-first]
@@ -11,7 +11,8 @@ the answer read off the last position as a 9-way (position) or 6-way (colour) cl
 vocabulary; ``--task kind`` draws one of the four kinds instead of a circle and asks which (4-way).
 ``--task bind`` draws 2-6 circles of different colours in different cells and asks the colour of the one in a
 given cell (a cell token before the last, or for the first ``--cell-last`` steps the last: binding a place to
-what is there, 6-way; ``--text-first`` steps first give the scene as text, cell and colour tokens in the
+what is there, 6-way; ``--task find`` the same scenes the other way round, the cell of the circle of a given
+colour, 9-way, as "Where is the red circle?" asks; ``--text-first`` steps first give the scene as text, cell and colour tokens in the
 image's places, as a pretrained LLM would know lookups from text; ``--place-words`` names the cell with a row
 and a column token, as "top left" is two words; ``--ask-first`` puts it before the image, as a prompt that
 asks first and shows the image after). ``--task read`` draws one
@@ -56,8 +57,8 @@ from tessera.train.model_setup import chat_config, init_weights
 
 COLORS = list(V.COLORS)
 # The answers of each task, in label order.
-CLASSES = {"position": V.POSITIONS, "color": COLORS, "kind": V.SHAPES, "bind": COLORS, "read": V.WORDS,
-           "read1": V.WORDS}
+CLASSES = {"position": V.POSITIONS, "color": COLORS, "kind": V.SHAPES, "bind": COLORS, "find": V.POSITIONS,
+           "read": V.WORDS, "read1": V.WORDS}
 CELL = 112 / 3
 
 
@@ -68,7 +69,7 @@ def draw(rng: random.Random, task: str, scale: float = 1.0, squash: bool = False
     ``scale`` > 1 draws the shape that many times larger (as a scene's shape looks at 2x2 or 3x3 tiles), moved
     inwards just enough to stay inside the tile. ``squash`` draws on a canvas of one of the scenes' aspect ratios
     (sized against its shorter side, as scenes are) and resizes it to the tile, as one tile shows a scene."""
-    if task == "bind":
+    if task in ("bind", "find"):
         return draw_bind(rng)
     if task in ("read", "read1"):
         return draw_read(rng, crowded=task == "read")
@@ -165,6 +166,7 @@ def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, ev
                              "color or kind")
     vocab = config.llm_config.vocab_size
     places = [200 + k for k in range(9)]  # bind: one token per cell, new to a trained model too
+    colour_keys = [220 + k for k in range(len(COLORS))]  # find: one token per colour
     rows, cols = [210, 211, 212], [213, 214, 215]  # bind --place-words: a row and a column token per cell
     model.img_context_token_id = vocab - 1
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1)
@@ -179,6 +181,9 @@ def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, ev
             asked = torch.tensor([places[c] for c in cells])[:, None]
         if ask_first:  # the question before the image: the asked cell ends the text before the image tokens
             return torch.cat([ids[:, :prefix - asked.shape[1]], asked, ids[:, prefix:]], 1)
+        return with_key(asked, last)
+
+    def with_key(asked: torch.Tensor, last: bool) -> torch.Tensor:  # the asked key [batch, n]: last or before it
         keep = ids.shape[1] - asked.shape[1]
         return torch.cat([ids[:, :keep], asked], 1) if last else torch.cat([ids[:, :keep - 1], asked, ids[:, -1:]], 1)
 
@@ -193,7 +198,7 @@ def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, ev
 
     def image_step(step: int) -> tuple[torch.Tensor, torch.Tensor]:  # (targets [batch], hidden states)
         tiles, colors, kinds, cells = zip(*(draw(rng, task, scale, squash) for _ in range(batch)))
-        if task == "position":
+        if task in ("position", "find"):
             labels = cells
         elif task == "kind":
             labels = [V.SHAPES.index(k) for k in kinds]
@@ -201,7 +206,12 @@ def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, ev
             labels = [CLASSES[task].index(c) for c in colors]
         target = torch.tensor([answers[k] for k in labels])
         pixels = to_pixel_values(torch.from_numpy(np.stack(tiles)), dtype=torch.float32)
-        step_ids = ids_for(cells, step <= cell_last) if task == "bind" else ids
+        if task == "bind":
+            step_ids = ids_for(cells, step <= cell_last)
+        elif task == "find":
+            step_ids = with_key(torch.tensor([colour_keys[COLORS.index(c)] for c in colors])[:, None], step <= cell_last)
+        else:
+            step_ids = ids
         return target, model.language_model(model.embed(step_ids, pixel_values=pixels), positions)
 
     def text_step(step: int) -> tuple[torch.Tensor, torch.Tensor]:  # bind, the scene written out in text
@@ -225,7 +235,7 @@ def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, ev
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lrs", default="1e-3,3e-4,1.5e-4", help="comma-separated learning rates (the first: baseline)")
-    ap.add_argument("--task", choices=("position", "color", "kind", "bind", "read", "read1"), default="position")
+    ap.add_argument("--task", choices=("position", "color", "kind", "bind", "find", "read", "read1"), default="position")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--prefix", type=int, default=5, help="text tokens before the image")
@@ -236,8 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pos-std", type=float, help="init std of the ViT position and class embeddings (default 0.02)")
     ap.add_argument("--init", help="start from this checkpoint instead of random weights")
     ap.add_argument("--cell-last", type=int, default=0, metavar="STEPS",
-                    help="bind: for the first STEPS steps the cell token is the last one, where the answer is read "
-                         "(one hop less), then the one before it")
+                    help="bind / find: for the first STEPS steps the asked cell's (find: colour's) token is the last "
+                         "one, where the answer is read (one hop less), then the one before it")
     ap.add_argument("--text-first", type=int, default=0, metavar="STEPS",
                     help="bind: the first STEPS steps give the scene as text (cell and colour tokens in the image's "
                          "16 places) instead of drawing it, as a pretrained LLM has learned to look things up")
@@ -254,8 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.ask_first and (args.cell_last or args.text_first):
         ap.error("--ask-first places the asked cell before the image; it cannot be combined with --cell-last or "
                  "--text-first")
-    bind_only = [flag for flag, on in (("--cell-last", args.cell_last), ("--text-first", args.text_first),
-                                        ("--place-words", args.place_words), ("--ask-first", args.ask_first)) if on]
+    bind_only = [flag for flag, on in (("--cell-last", args.cell_last and args.task != "find"),
+                                        ("--text-first", args.text_first), ("--place-words", args.place_words),
+                                        ("--ask-first", args.ask_first)) if on]
     if bind_only and args.task != "bind":
         ap.error(f"{', '.join(bind_only)}: only for --task bind (the layout of its prompt), got --task {args.task}")
     if args.place_words and args.text_first:

@@ -12,8 +12,8 @@ teacher-forced (the gold text up to it, the model's top token compared with the 
   question, several template tokens before the answer, and has to be carried there first (two hops);
 - **echo**: the same question answered ``top left: red``: the place copied into the answer, the colour after it.
 
-``--key-use N`` also asks, greedily, on N scenes of 3-6 shapes, the colour of the shape at every occupied place
-and the number of shapes of every colour, and counts the scenes where the answers are all the same: a model that
+``--key-use N`` also asks, greedily, on N scenes of 3-6 shapes, the colour of the shape at every occupied place,
+the number of shapes of every colour and the place of every shape (by its colour and kind), and counts the scenes where the answers are all the same: a model that
 answers every place (or colour) alike reads the question's form and not its key.
 
 A model that scores high on describe and low on question sees the colours at their places and fails to carry
@@ -92,16 +92,18 @@ def score(vlm, n_scenes: int, seed: int = 97, max_tiles: int = 1, sep: str = ": 
 
 
 def key_use(vlm, n_scenes: int, seed: int = 98, max_tiles: int = 1) -> dict[str, tuple[int, int, int, int]]:
-    """Per question form (colour by place, count by colour): (scenes where every answer was the same, scenes,
+    """Per question form (colour by place, count by colour, place by colour and kind): (scenes where every answer was the same, scenes,
     right answers, questions) over ``n_scenes`` fresh scenes of 3-6 shapes, greedy."""
     rng = random.Random(seed)
-    tally = {"colour by place": [0, 0, 0, 0], "count by colour": [0, 0, 0, 0]}
+    tally = {"colour by place": [0, 0, 0, 0], "count by colour": [0, 0, 0, 0], "place by colour and kind": [0, 0, 0, 0]}
     for _ in range(n_scenes):
         image, scene = draw_scene(rng, vlm.config.image_size, 3)
         asked = {
             "colour by place": [(V.Q_COLOR_POS[0].format(pos=V.POSITIONS[s.cell]), s.color) for s in scene],
             "count by colour": [(V.Q_COUNT_COLOR[0].format(color=c), str(sum(s.color == c for s in scene)))
                                 for c in V.COLORS],
+            "place by colour and kind": [(V.Q_POSITION[0].format(color=s.color, kind=s.kind), V.POSITIONS[s.cell])
+                                         for s in scene],
         }
         for form, pairs in asked.items():
             answers = [vlm.chat(q, image, max_tiles=max_tiles, max_new_tokens=4) for q, _ in pairs]
@@ -121,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sep", default=": ", choices=(": ", " "), help="between a describe line's place and colour")
     ap.add_argument("--seed", type=int, default=97)
     ap.add_argument("--key-use", type=int, default=0, metavar="N",
-                    help="also ask every place / colour of N scenes and count the scenes answered all alike")
+                    help="also ask every place / colour / shape of N scenes and count the scenes answered all alike")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     for context, (right, asked) in scores.items():
         print(f"| {context} | {right / max(asked, 1):.1%} of {asked} |")
     if args.key_use:
-        print(f"\ngreedy answers on {args.key_use} scenes of 3-6 shapes, every place / every colour asked")
+        print(f"\ngreedy answers on {args.key_use} scenes of 3-6 shapes, every place / colour / shape asked")
         print("| question form | scenes answered all alike | right |")
         print("|---|---:|---:|")
         for form, (alike, scenes, right, asked) in key_use(vlm, args.key_use, args.seed + 1, args.max_tiles).items():

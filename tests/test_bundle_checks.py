@@ -64,6 +64,24 @@ def test_learnability_bind_can_ask_with_the_last_token(capsys):
         learnability.main([*args, "--ask-first"])  # with --cell-last
 
 
+def test_learnability_find_asks_the_cell_of_a_colour(capsys):
+    learnability = _script("learnability")
+    rng = random.Random(4)
+    for _ in range(12):  # the bind scenes: the answer is the cell whose circle has the asked colour
+        pixels, color, _, cell = learnability.draw(rng, "find")
+        row, col = divmod(cell, 3)
+        assert tuple(pixels[int((row + 0.5) * 112 / 3), int((col + 0.5) * 112 / 3)]) == learnability.V.COLORS[color]
+    assert learnability.CLASSES["find"] == learnability.V.POSITIONS
+    args = ["--task", "find", "--lrs", "1e-3", "--steps", "2", "--batch", "2", "--every", "1", "--cell-last", "1"]
+    assert learnability.main(args) == 0
+    out = capsys.readouterr().out
+    assert "task find (chance 11%), from random weights, cell token last for 1 steps" in out
+    assert len(re.findall(r"^\| 0.001 \| [12] \|", out, flags=re.M)) == 2
+    with pytest.raises(SystemExit):
+        learnability.main([*args, "--place-words"])
+    assert "--place-words: only for --task bind" in capsys.readouterr().err
+
+
 def test_learnability_bind_flags_are_refused_for_other_tasks(capsys):
     learnability = _script("learnability")
     with pytest.raises(SystemExit):
@@ -317,8 +335,11 @@ def test_lookup_hops_scores_every_shape_in_each_context(capsys):
     assert re.findall(r"^\| (describe|question|echo) \| [0-9.]+% of \d+ \|$", out, flags=re.M) == \
         list(lookup_hops.CONTEXTS)
     assert re.search(r"^\| count by colour \| [01] of 1 \| [0-9.]+% of 6 \|$", out, flags=re.M), out
-    alike, scenes, right, asked = lookup_hops.key_use(vlm, 2, seed=3)["colour by place"]
+    assert re.search(r"^\| place by colour and kind \| [01] of 1 \| [0-9.]+% of [3-6] \|$", out, flags=re.M), out
+    forms = lookup_hops.key_use(vlm, 2, seed=3)
+    alike, scenes, right, asked = forms["colour by place"]
     assert scenes == 2 and 0 <= alike <= 2 and 6 <= asked <= 12 and 0 <= right <= asked  # every shape of 3-6 asked
+    assert forms["place by colour and kind"][1::2] == (2, asked)  # every shape asked where it is, too
 
 
 def test_key_curriculum_runs_its_stages_in_order_and_resumes(tmp_path, capsys):
@@ -327,7 +348,8 @@ def test_key_curriculum_runs_its_stages_in_order_and_resumes(tmp_path, capsys):
     recipe follows on pages and the mix; a second call finds every phase done and trains nothing."""
     curriculum = _script("key_curriculum")
     argv = ["--out", str(tmp_path), "--scenes", "6", "--steps", "1,1,1", "--after-steps", "1", "--after-sizes", "4,4", "--max-tiles", "2",
-            "--hops-scenes", "2", "--hops-key-use", "1", "--threads", "1", "--set", "model.freeze_backbone=true"]
+            "--hops-scenes", "2", "--hops-key-use", "1", "--threads", "1", "--set", "model.freeze_backbone=true",
+            "--weight", "locate=2", "--weight", "position=1.5"]
     assert curriculum.main(argv) == 0
     phases = [json.loads(line)["phase"] for line in (tmp_path / "summary.jsonl").read_text().splitlines()]
     assert phases == ["start", "full", "partial", "plain", "lookup_hops", "stage13", "done"]
@@ -346,6 +368,10 @@ def test_key_curriculum_runs_its_stages_in_order_and_resumes(tmp_path, capsys):
         return [(q["value"].removeprefix("<image>\n"), a["value"]) for q, a in zip(turns[::2], turns[1::2])
                 if q["value"].removeprefix("<image>\n").startswith("What color is the shape in the ")]
 
+    for name in curriculum.STAGE_NAMES:  # --weight: the training-only locate joins the shape tasks
+        config = json.loads((tmp_path / f"data-{name}" / "synth_config.json").read_text())["config"]
+        assert config["tasks"][-1] == "locate" and config["weights"]["locate"] == 2
+        assert config["weights"]["position"] == 1.5 and config["weights"]["count"] == curriculum.KEY_WEIGHTS["count"]
     full, partial, plain = (place_answers(name) for name in curriculum.STAGE_NAMES)
     assert full and partial and plain
     for question, answer in full:

@@ -265,11 +265,38 @@ def test_describe_sep_changes_only_the_describe_lines(tmp_path, described):
         generate(tmp_path / "bad", describe_sep=" - ", **kwargs)
 
 
-def test_every_question_and_answer_is_in_the_corpus(dataset, described):
-    corpus = set(text_corpus(chinese=True, describe=True))
+@pytest.fixture(scope="module")
+def located(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("located")
+    generate(out, n_train=32, n_test=8, seed=5, tasks=("color", "position", "locate"), train_turns=4,
+             weights={"color": 1.0, "position": 1.0, "locate": 2.0}, progress=False, chinese=False)
+    return out
+
+
+def test_locate_lists_every_shapes_place_by_colour_then_kind_as_the_pixels_show(located):
+    assert Counter(r["task"] for r in _records(located, "test")) == {"color": 4, "position": 4}
+    checked = 0
+    for r in _records(located, "train"):
+        if "locate" not in r["tasks"]:
+            continue
+        assert r["tasks"] == ["locate"]  # its own turn: the places would answer a position question beside it
+        assert r["conversations"][0]["value"].removeprefix("<image>\n") in V.Q_LOCATE
+        rows = [line.split(": ") for line in r["conversations"][1]["value"].split("\n")]
+        shapes_listed = [what.split() for what, _ in rows]
+        order = [(list(V.COLORS).index(c), V.SHAPES.index(k)) for c, k in shapes_listed]
+        assert order == sorted(order), rows  # by colour, then kind: the order does not give the place away
+        blobs = _shape_blobs(Image.open(located / r["image"]))
+        assert sorted((c, pos) for (c, _), (_, pos) in zip(shapes_listed, rows)) == sorted(blobs), rows
+        checked += 1
+    assert checked >= 3
+
+
+def test_every_question_and_answer_is_in_the_corpus(dataset, described, located):
+    corpus = set(text_corpus(chinese=True, describe=True, locate=True))
     assert V.SYSTEM_MESSAGE in corpus
     assert not set(text_corpus(chinese=True)) >= {"Describe the image.", "center: red star"}
-    for out in (dataset, described):
+    assert not set(text_corpus(chinese=True, describe=True)) >= {"Where is each shape?", "red star: center"}
+    for out in (dataset, described, located):
         for r in _records(out, "train") + _records(out, "test"):
             for c in r["conversations"]:
                 for line in c["value"].removeprefix("<image>\n").split("\n"):  # a description: one per shape

@@ -146,11 +146,14 @@ def ask(rng: random.Random, shapes: list[Shape], task: str, chinese: bool = Fals
         return rng.choice(V.Q_SHAPE_POS).format(pos=pos), echo_key(pos, shape.kind, key_echo), ("shape", shape.cell)
     if task == "describe":
         return rng.choice(V.Q_DESCRIBE), describe(shapes, describe_sep), ("describe",)
+    if task == "locate":
+        return rng.choice(V.Q_LOCATE), locate(shapes), ("locate",)
     if task == "position":
         shape = rng.choice(shapes)
         q = rng.choice(V.Q_POSITION).format(color=shape.color, kind=shape.kind)
         return q, echo_key(f"{shape.color} {shape.kind}", V.POSITIONS[shape.cell], key_echo), ("position", shape.cell)
-    raise ValueError(f"shapes cannot answer task {task!r}; expected count, color, shape, position or describe")
+    raise ValueError(f"shapes cannot answer task {task!r}; expected count, color, shape, position, describe or "
+                     "locate")
 
 
 def describe(shapes: list[Shape], sep: str = ": ") -> str:
@@ -161,3 +164,15 @@ def describe(shapes: list[Shape], sep: str = ": ") -> str:
     grounded signal per image instead of one or two answer tokens. Empty cells are not listed: an "empty"
     line would be the most likely answer for most cells and let the model score well without looking."""
     return "\n".join(f"{V.POSITIONS[s.cell]}{sep}{s.color} {s.kind}" for s in sorted(shapes, key=lambda s: s.cell))
+
+
+def locate(shapes: list[Shape]) -> str:
+    """Every shape's place, by colour then kind, one line each (``red circle: top left``).
+
+    A training-only answer, :func:`describe` turned around: each line looks a place up from the colour and kind
+    just written, the lookup that "Where is the red circle?" needs (the model answered that question with one
+    place for every shape asked, docs/bundled-model/history.md, twelfth session). Ordered by colour, not by
+    place, so the place cannot be known from the order."""
+    colors, kinds = list(V.COLORS), list(V.SHAPES)
+    ordered = sorted(shapes, key=lambda s: (colors.index(s.color), kinds.index(s.kind)))
+    return "\n".join(f"{s.color} {s.kind}: {V.POSITIONS[s.cell]}" for s in ordered)
