@@ -382,3 +382,25 @@ def test_key_curriculum_runs_its_stages_in_order_and_resumes(tmp_path, capsys):
     assert curriculum.main(argv) == 0  # resumed: nothing left to train
     phases = [json.loads(line)["phase"] for line in (tmp_path / "summary.jsonl").read_text().splitlines()]
     assert phases[7:] == ["start", "lookup_hops", "done"]
+
+
+def test_place_lookup_asks_every_shape_where_it_is(capsys):
+    place_lookup = _script("place_lookup")
+    vlm = tessera.load(None, device="cpu", dtype="float32")
+    s = place_lookup.score(vlm, 2, seed=7)
+    rng = random.Random(7)
+    scenes = [place_lookup.draw_scene(rng, vlm.config.image_size, 3)[1] for _ in range(2)]  # score()'s draws
+    unique = sum(sum(x.color == shape.color for x in scene) == 1 for scene in scenes for shape in scene)
+    for row in place_lookup.ROWS:
+        assert s[row]["all"][1] == sum(map(len, scenes)) and s[row]["unique"][1] == unique
+        assert 0 <= s[row]["unique"][0] <= s[row]["all"][0] <= s[row]["all"][1]
+    assert s["alike"][1] == 2 and s["wrong column"][0] <= s["wrong column"][1] <= s["greedy"]["all"][1]
+    assert s["wrong column"][1] == s["greedy"]["all"][1] - s["greedy"]["all"][0]
+    rng = random.Random(7 + 198)  # every place word of every locate line is scored ("top left": two tokens)
+    places = [V.POSITIONS[x.cell] for _ in range(2) for x in place_lookup.draw_scene(rng, vlm.config.image_size, 3)[1]]
+    assert s["locate"][1] == sum(len(vlm.tokenizer.encode(" " + p, add_special_tokens=False)) for p in places)
+    assert place_lookup.main(["--scenes", "1"]) == 0
+    out = capsys.readouterr().out
+    assert re.findall(r"^\| (first word|greedy|after the full key|after the kind) \|", out, flags=re.M) == \
+        list(place_lookup.ROWS)
+    assert re.search(r"scenes answered all alike: [01] of 1;", out)
