@@ -111,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     weights = {**KEY_WEIGHTS, "count": args.count_weight}
     for item in args.weight:
         task, _, w = item.partition("=")
-        weights[task] = float(w)
+        try:
+            weights[task] = float(w)
+        except ValueError:
+            ap.error(f"--weight {item}: expected TASK=NUMBER, e.g. locate=1.5")
     tasks = tuple(dict.fromkeys((*SHAPE_TASKS, *weights)))
     log(out, "start", args=vars(args))
 

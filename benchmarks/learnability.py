@@ -209,7 +209,8 @@ def run(lr: float, task: str, steps: int, batch: int, prefix: int, seed: int, ev
         if task == "bind":
             step_ids = ids_for(cells, step <= cell_last)
         elif task == "find":
-            step_ids = with_key(torch.tensor([colour_keys[COLORS.index(c)] for c in colors])[:, None], step <= cell_last)
+            asked = torch.tensor([colour_keys[COLORS.index(c)] for c in colors])[:, None]
+            step_ids = with_key(asked, step <= cell_last)
         else:
             step_ids = ids
         return target, model.language_model(model.embed(step_ids, pixel_values=pixels), positions)

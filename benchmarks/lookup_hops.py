@@ -13,8 +13,9 @@ teacher-forced (the gold text up to it, the model's top token compared with the 
 - **echo**: the same question answered ``top left: red``: the place copied into the answer, the colour after it.
 
 ``--key-use N`` also asks, greedily, on N scenes of 3-6 shapes, the colour of the shape at every occupied place,
-the number of shapes of every colour and the place of every shape (by its colour and kind), and counts the scenes where the answers are all the same: a model that
-answers every place (or colour) alike reads the question's form and not its key.
+the number of shapes of every colour and the place of every shape (by its colour and kind), and counts the
+scenes where the answers are all the same: a model that answers every place (or colour) alike reads the
+question's form and not its key (``benchmarks/place_lookup.py`` looks at the last form more closely).
 
 A model that scores high on describe and low on question sees the colours at their places and fails to carry
 the question's place to where the answer is read (``benchmarks/learnability.py --task bind --cell-last`` is
@@ -92,10 +93,10 @@ def score(vlm, n_scenes: int, seed: int = 97, max_tiles: int = 1, sep: str = ": 
 
 
 def key_use(vlm, n_scenes: int, seed: int = 98, max_tiles: int = 1) -> dict[str, tuple[int, int, int, int]]:
-    """Per question form (colour by place, count by colour, place by colour and kind): (scenes where every answer was the same, scenes,
-    right answers, questions) over ``n_scenes`` fresh scenes of 3-6 shapes, greedy."""
+    """Per question form (colour by place, count by colour, place by colour and kind): (scenes where every answer
+    was the same, scenes, right answers, questions) over ``n_scenes`` fresh scenes of 3-6 shapes, greedy."""
     rng = random.Random(seed)
-    tally = {"colour by place": [0, 0, 0, 0], "count by colour": [0, 0, 0, 0], "place by colour and kind": [0, 0, 0, 0]}
+    tally = {form: [0, 0, 0, 0] for form in ("colour by place", "count by colour", "place by colour and kind")}
     for _ in range(n_scenes):
         image, scene = draw_scene(rng, vlm.config.image_size, 3)
         asked = {

@@ -382,6 +382,9 @@ def test_key_curriculum_runs_its_stages_in_order_and_resumes(tmp_path, capsys):
     assert curriculum.main(argv) == 0  # resumed: nothing left to train
     phases = [json.loads(line)["phase"] for line in (tmp_path / "summary.jsonl").read_text().splitlines()]
     assert phases[7:] == ["start", "lookup_hops", "done"]
+    with pytest.raises(SystemExit):
+        curriculum.main([*argv, "--weight", "locate"])
+    assert "--weight locate: expected TASK=NUMBER" in capsys.readouterr().err
 
 
 def test_place_lookup_asks_every_shape_where_it_is(capsys):
