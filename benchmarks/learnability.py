@@ -12,8 +12,8 @@ vocabulary; ``--task kind`` draws one of the four kinds instead of a circle and 
 ``--task bind`` draws 2-6 circles of different colours in different cells and asks the colour of the one in a
 given cell (a cell token before the last, or for the first ``--cell-last`` steps the last: binding a place to
 what is there, 6-way; ``--task find`` the same scenes the other way round, the cell of the circle of a given
-colour, 9-way, as "Where is the red circle?" asks; ``--text-first`` steps first give the scene as text, cell and colour tokens in the
-image's places, as a pretrained LLM would know lookups from text; ``--place-words`` names the cell with a row
+colour, 9-way, as "Where is the red circle?" asks; ``--text-first`` steps first give the scene as text, cell
+and colour tokens in the image's places, as a pretrained LLM would know lookups from text; ``--place-words`` names the cell with a row
 and a column token, as "top left" is two words; ``--ask-first`` puts it before the image, as a prompt that
 asks first and shows the image after). ``--task read`` draws one
 tile of a reading page (12 px words in the page's cell layout, one in a red box) and asks the boxed word

@@ -51,7 +51,8 @@ def score(vlm, n_scenes: int, max_tiles: int = 1, seed: int = 123) -> dict:
         answers = []
         for s, place in zip(scene, places):
             unique = sum(x.color == s.color for x in scene) == 1
-            req = vlm.prepare(V.Q_POSITION[0].format(color=s.color, kind=s.kind), image, max_tiles=max_tiles)
+            question = V.Q_POSITION[0].format(color=s.color, kind=s.kind)
+            req = vlm.prepare(question, image, max_tiles=max_tiles)
             n = len(req.input_ids)
             right = {}
             ids, top = top_tokens(vlm, req.input_ids, req.pixel_values, place)
@@ -60,8 +61,7 @@ def score(vlm, n_scenes: int, max_tiles: int = 1, seed: int = 123) -> dict:
                 at = n + len(tok.encode(f"{key}:", add_special_tokens=False))
                 ids, top = top_tokens(vlm, req.input_ids, req.pixel_values, f"{key}: {place}")
                 right[row] = top[at - 1] == ids[at]
-            answer = vlm.chat(V.Q_POSITION[0].format(color=s.color, kind=s.kind), image, max_tiles=max_tiles,
-                              max_new_tokens=6)
+            answer = vlm.chat(question, image, max_tiles=max_tiles, max_new_tokens=6)
             answers.append(answer)
             right["greedy"] = answer == place
             if answer != place:

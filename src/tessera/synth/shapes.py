@@ -152,8 +152,8 @@ def ask(rng: random.Random, shapes: list[Shape], task: str, chinese: bool = Fals
         shape = rng.choice(shapes)
         q = rng.choice(V.Q_POSITION).format(color=shape.color, kind=shape.kind)
         return q, echo_key(f"{shape.color} {shape.kind}", V.POSITIONS[shape.cell], key_echo), ("position", shape.cell)
-    raise ValueError(f"shapes cannot answer task {task!r}; expected count, color, shape, position, describe or "
-                     "locate")
+    known = ", ".join(t for t, kind in V.TASK_KIND.items() if kind == "shapes")
+    raise ValueError(f"shapes cannot answer task {task!r}; expected one of {known}")
 
 
 def describe(shapes: list[Shape], sep: str = ": ") -> str:
