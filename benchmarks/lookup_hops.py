@@ -93,10 +93,13 @@ def score(vlm, n_scenes: int, seed: int = 97, max_tiles: int = 1, sep: str = ": 
 
 
 def key_use(vlm, n_scenes: int, seed: int = 98, max_tiles: int = 1) -> dict[str, tuple[int, int, int, int]]:
-    """Per question form (colour by place, count by colour, place by colour and kind): (scenes where every answer
-    was the same, scenes, right answers, questions) over ``n_scenes`` fresh scenes of 3-6 shapes, greedy."""
+    """Per question form (colour by place, count by colour, place by colour and kind, colour by kind): (scenes
+    where every answer was the same, scenes, right answers, questions) over ``n_scenes`` fresh scenes of 3-6
+    shapes, greedy. Colour by kind asks only the kinds that occur once in the scene (the others have no one
+    answer), and a scene counts for it only with two such kinds or more."""
     rng = random.Random(seed)
-    tally = {form: [0, 0, 0, 0] for form in ("colour by place", "count by colour", "place by colour and kind")}
+    forms = ("colour by place", "count by colour", "place by colour and kind", "colour by kind")
+    tally = {form: [0, 0, 0, 0] for form in forms}
     for _ in range(n_scenes):
         image, scene = draw_scene(rng, vlm.config.image_size, 3)
         asked = {
@@ -105,8 +108,12 @@ def key_use(vlm, n_scenes: int, seed: int = 98, max_tiles: int = 1) -> dict[str,
                                 for c in V.COLORS],
             "place by colour and kind": [(V.Q_POSITION[0].format(color=s.color, kind=s.kind), V.POSITIONS[s.cell])
                                          for s in scene],
+            "colour by kind": [(V.Q_COLOR_KIND[0].format(kind=s.kind), s.color) for s in scene
+                               if sum(o.kind == s.kind for o in scene) == 1],
         }
         for form, pairs in asked.items():
+            if len(pairs) < 2:
+                continue
             answers = [vlm.chat(q, image, max_tiles=max_tiles, max_new_tokens=4) for q, _ in pairs]
             row = tally[form]
             row[0] += len(set(answers)) == 1
@@ -124,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sep", default=": ", choices=(": ", " "), help="between a describe line's place and colour")
     ap.add_argument("--seed", type=int, default=97)
     ap.add_argument("--key-use", type=int, default=0, metavar="N",
-                    help="also ask every place / colour / shape of N scenes and count the scenes answered all alike")
+                    help="also ask every place / colour / shape / kind of N scenes and count the scenes answered all alike")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)

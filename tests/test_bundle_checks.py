@@ -340,6 +340,8 @@ def test_lookup_hops_scores_every_shape_in_each_context(capsys):
     alike, scenes, right, asked = forms["colour by place"]
     assert scenes == 2 and 0 <= alike <= 2 and 6 <= asked <= 12 and 0 <= right <= asked  # every shape of 3-6 asked
     assert forms["place by colour and kind"][1::2] == (2, asked)  # every shape asked where it is, too
+    alike, scenes, right, asked = forms["colour by kind"]  # only kinds that occur once; scenes with two such
+    assert 0 <= scenes <= 2 and 2 * scenes <= asked <= 6 * scenes and 0 <= alike <= scenes and 0 <= right <= asked
 
 
 def test_key_curriculum_runs_its_stages_in_order_and_resumes(tmp_path, capsys):

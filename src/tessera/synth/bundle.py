@@ -5,8 +5,9 @@
    and charts, stages 6-7 one-tile reading pages (up to three boxes, then one), stage 8 whole pages with one box
    together with every task, stage 9 every task with counting weighted up, stages 10-11 stages 7-8 again on
    fresh data, stages 12-13 the same with numbers in most page cells, stages 14-17 shape scenes whose answers
-   copy the question's key (all of it, its last word, none), stages 18-19 stage 13's mix twice more, and the
-   held-out test split (100 images per task),
+   copy the question's key (all of it, its last word, none), stages 18-19 stage 13's mix twice more, stages
+   20-25 shape scenes with the training-only ``locate`` task and position answers that copy their key, stages
+   26-29 stage 13's mix four times more, and the held-out test split (100 images per task),
 2. train the sentencepiece tokenizer on the synthetic text (InternLM2 layout, describe lines included),
 3. train the curriculum stages of ``STAGES`` with ``tessera/recipes/tessera-tiny-<stage>.yaml``, each from the
    previous checkpoint: one shape at one tile, full scenes at one tile, every task with up to 12 tiles, then
@@ -14,7 +15,9 @@
    then reading: the words of one page tile first, then whole pages, and a last mixed stage that brings back
    the counting the reading stages wore down; stages 10-11 run stages 7-8 again on fresh data, and stages
    12-13 once more with numbers in most page cells (a number needs every digit right); stages 14-17 teach
-   the answer to follow the question's key (the place, colour or kind it names) and 18-19 bring reading back,
+   the answer to follow the question's key (the place, colour or kind it names) and 18-19 bring reading back;
+   stages 20-25 teach position answers to find the shape the question names (``locate``, then echoes of the
+   key, mostly at one tile) and 26-29 bring reading back again,
 4. evaluate the held-out split with ``tessera eval --bench synth`` at max_tiles 1, 4 and 12 (the dynamic
    high-resolution ablation, with its plot),
 5. with ``--install``, copy the final checkpoint into ``tessera/assets/tessera-tiny`` (the default model of
@@ -88,6 +91,25 @@ DATA |= {"data-stage14": dict(seed=100, tasks=SHAPE_TASKS, weights=KEY_WEIGHTS, 
          "data-stage18-mix": {**DATA["data-stage13-mix"], "seed": 49},
          "data-stage19-read": {**DATA["data-stage13-read"], "seed": 50},
          "data-stage19-mix": {**DATA["data-stage13-mix"], "seed": 51}}
+# Stages 20-25 teach position questions to use their key (the stage-19 model answered the same place for every
+# shape of a scene): the training-only `locate` task lists every shape's place by colour then kind, and position
+# answers copy the key in full (`red circle: top left`), then its last word, then not at all; stage 20 at up to
+# 12 tiles, 21-25 at one tile, where a step is ~3x cheaper. Stages 26-29 run stage 13's mix four times on fresh
+# data to win back the reading those 2,800 steps without a page erased (docs/bundled-model/history.md, twelfth
+# and thirteenth sessions).
+PLACE_TASKS = (*SHAPE_TASKS, "locate")
+PLACE_WEIGHTS = {"count": 0.5, "color": 1.0, "shape": 0.5, "position": 2.0, "describe": 1.0, "locate": 3.0}
+DATA |= {"data-stage20": dict(seed=120, tasks=PLACE_TASKS, weights={**KEY_WEIGHTS, "position": 1.5, "locate": 1.0},
+                              key_echo="full"),
+         "data-stage21": dict(seed=130, tasks=PLACE_TASKS, weights=PLACE_WEIGHTS, key_echo="full"),
+         "data-stage22": dict(seed=131, tasks=PLACE_TASKS, weights=PLACE_WEIGHTS, key_echo="full"),
+         "data-stage23": dict(seed=132, tasks=PLACE_TASKS, weights=PLACE_WEIGHTS, key_echo="partial"),
+         "data-stage24": dict(seed=132, tasks=PLACE_TASKS, weights=PLACE_WEIGHTS),
+         "data-stage25": dict(seed=134, tasks=PLACE_TASKS, weights=PLACE_WEIGHTS)}
+MIX_PASSES = {26: (56, 57), 27: (58, 59), 28: (60, 61), 29: (62, 63)}  # stage: (pages data seed, mix data seed)
+for _n, (_read, _mix) in MIX_PASSES.items():
+    DATA |= {f"data-stage{_n}-read": {**DATA["data-stage13-read"], "seed": _read},
+             f"data-stage{_n}-mix": {**DATA["data-stage13-mix"], "seed": _mix}}
 COMMON = dict(tile_size=112, chinese=True, number_fraction=0.2, train_turns=6)
 # (stage = run directory and recipe name, its training data: one directory or several), in training order.
 STAGES = (("stage1", "data-stage1"), ("stage2", "data-stage2"), ("stage3", "data-stage3"),
@@ -97,13 +119,18 @@ STAGES = (("stage1", "data-stage1"), ("stage2", "data-stage2"), ("stage3", "data
           ("stage12", "data-stage12"), ("stage13", ("data-stage13-read", "data-stage13-mix")),
           ("stage14", "data-stage14"), ("stage15", "data-stage15"), ("stage16", "data-stage16"),
           ("stage17", "data-stage17"), ("stage18", ("data-stage18-read", "data-stage18-mix")),
-          ("stage19", ("data-stage19-read", "data-stage19-mix")))
+          ("stage19", ("data-stage19-read", "data-stage19-mix")),
+          *((f"stage{n}", f"data-stage{n}") for n in range(20, 26)),
+          *((f"stage{n}", (f"data-stage{n}-read", f"data-stage{n}-mix")) for n in MIX_PASSES))
 SIZES = {"data-stage1": 10000, "data-stage2": 12000, "data-stage3": 8000, "data-stage4": 12800,
          "data-stage5": 24000, "data-stage6": 24000, "data-stage7": 24000, "data-stage8-read": 6400,
          "data-stage8-mix": 12800, "data-stage9": 6400, "data-stage10": 32000, "data-stage11-read": 6400,
          "data-stage11-mix": 12800, "data-stage12": 32000, "data-stage13-read": 6400, "data-stage13-mix": 12800,
          "data-stage14": 12800, "data-stage15": 12800, "data-stage16": 12800, "data-stage17": 9600,
-         "data-stage18-read": 6400, "data-stage18-mix": 12800, "data-stage19-read": 6400, "data-stage19-mix": 12800}
+         "data-stage18-read": 6400, "data-stage18-mix": 12800, "data-stage19-read": 6400, "data-stage19-mix": 12800,
+         "data-stage20": 12800, "data-stage21": 19200, "data-stage22": 19200, "data-stage23": 9600,
+         "data-stage24": 9600, "data-stage25": 19200,
+         **{f"data-stage{n}-{part}": size for n in MIX_PASSES for part, size in (("read", 6400), ("mix", 12800))}}
 
 
 def make_data(out: Path, sizes: dict[str, int], n_test: int, workers: int) -> None:
