@@ -291,12 +291,36 @@ def test_locate_lists_every_shapes_place_by_colour_then_kind_as_the_pixels_show(
     assert checked >= 3
 
 
-def test_every_question_and_answer_is_in_the_corpus(dataset, described, located):
-    corpus = set(text_corpus(chinese=True, describe=True, locate=True))
+@pytest.fixture(scope="module")
+def tallied(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tallied")
+    generate(out, n_train=24, n_test=0, seed=6, tasks=("count", "tally"), train_turns=3,
+             weights={"count": 1.0, "tally": 2.0}, progress=False, chinese=False)
+    return out
+
+
+def test_tally_counts_every_colour_in_order_as_the_pixels_show(tallied):
+    checked = 0
+    for r in _records(tallied, "train"):
+        if "tally" not in r["tasks"]:
+            continue
+        assert r["tasks"] == ["tally"]  # its own turn, like locate
+        assert r["conversations"][0]["value"].removeprefix("<image>\n") in V.Q_TALLY
+        rows = [line.split(": ") for line in r["conversations"][1]["value"].split("\n")]
+        assert [c for c, _ in rows] == list(V.COLORS)  # every colour, absent ones too, in a fixed order
+        seen = Counter(c for c, _ in _shape_blobs(Image.open(tallied / r["image"])))
+        assert {c: int(n) for c, n in rows} == {c: seen[c] for c in V.COLORS}, rows
+        checked += 1
+    assert checked >= 3
+
+
+def test_every_question_and_answer_is_in_the_corpus(dataset, described, located, tallied):
+    corpus = set(text_corpus(chinese=True, describe=True, locate=True, tally=True))
     assert V.SYSTEM_MESSAGE in corpus
     assert not set(text_corpus(chinese=True)) >= {"Describe the image.", "center: red star"}
     assert not set(text_corpus(chinese=True, describe=True)) >= {"Where is each shape?", "red star: center"}
-    for out in (dataset, described, located):
+    assert not set(text_corpus(chinese=True, locate=True)) >= {"Count the shapes of each color.", "red: 0"}
+    for out in (dataset, described, located, tallied):
         for r in _records(out, "train") + _records(out, "test"):
             for c in r["conversations"]:
                 for line in c["value"].removeprefix("<image>\n").split("\n"):  # a description: one per shape

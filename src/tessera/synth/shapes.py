@@ -148,6 +148,8 @@ def ask(rng: random.Random, shapes: list[Shape], task: str, chinese: bool = Fals
         return rng.choice(V.Q_DESCRIBE), describe(shapes, describe_sep), ("describe",)
     if task == "locate":
         return rng.choice(V.Q_LOCATE), locate(shapes), ("locate",)
+    if task == "tally":
+        return rng.choice(V.Q_TALLY), tally(shapes), ("tally",)
     if task == "position":
         shape = rng.choice(shapes)
         q = rng.choice(V.Q_POSITION).format(color=shape.color, kind=shape.kind)
@@ -176,3 +178,14 @@ def locate(shapes: list[Shape]) -> str:
     colors, kinds = list(V.COLORS), list(V.SHAPES)
     ordered = sorted(shapes, key=lambda s: (colors.index(s.color), kinds.index(s.kind)))
     return "\n".join(f"{s.color} {s.kind}: {V.POSITIONS[s.cell]}" for s in ordered)
+
+
+def tally(shapes: list[Shape]) -> str:
+    """How many shapes of each colour, every colour in ``V.COLORS`` order, absent ones too (``red: 2``, ...,
+    ``purple: 0``).
+
+    A training-only answer: six count-by-colour lookups per image, each right after its key, for the question
+    "How many red shapes are there?", which the model answered with one number for every colour of a scene
+    (docs/bundled-model/history.md, thirteenth session). Zeros are listed because that question asks absent
+    colours too."""
+    return "\n".join(f"{c}: {sum(s.color == c for s in shapes)}" for c in V.COLORS)
