@@ -92,11 +92,13 @@ def score(vlm, n_scenes: int, seed: int = 97, max_tiles: int = 1, sep: str = ": 
     return {c: (right, asked) for c, (right, asked) in tally.items()}
 
 
-def key_use(vlm, n_scenes: int, seed: int = 98, max_tiles: int = 1) -> dict[str, tuple[int, int, int, int]]:
+def key_use(vlm, n_scenes: int, seed: int = 98, max_tiles: int = 1,
+            strip_key: bool = False) -> dict[str, tuple[int, int, int, int]]:
     """Per question form (colour by place, count by colour, place by colour and kind, colour by kind): (scenes
     where every answer was the same, scenes, right answers, questions) over ``n_scenes`` fresh scenes of 3-6
     shapes, greedy. Colour by kind asks only the kinds that occur once in the scene (the others have no one
-    answer), and a scene counts for it only with two such kinds or more."""
+    answer), and a scene counts for it only with two such kinds or more. ``strip_key``: score what follows a
+    copied key (``red: 2`` -> ``2``), for checkpoints trained to copy it (``SynthConfig.key_echo``)."""
     rng = random.Random(seed)
     forms = ("colour by place", "count by colour", "place by colour and kind", "colour by kind")
     tally = {form: [0, 0, 0, 0] for form in forms}
@@ -114,7 +116,9 @@ def key_use(vlm, n_scenes: int, seed: int = 98, max_tiles: int = 1) -> dict[str,
         for form, pairs in asked.items():
             if len(pairs) < 2:
                 continue
-            answers = [vlm.chat(q, image, max_tiles=max_tiles, max_new_tokens=4) for q, _ in pairs]
+            answers = [vlm.chat(q, image, max_tiles=max_tiles, max_new_tokens=8) for q, _ in pairs]
+            if strip_key:
+                answers = [a.rpartition(": ")[2] for a in answers]
             row = tally[form]
             row[0] += len(set(answers)) == 1
             row[1] += 1
@@ -132,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=97)
     ap.add_argument("--key-use", type=int, default=0, metavar="N",
                     help="also ask every place / colour / shape / kind of N scenes and count the scenes answered all alike")
+    ap.add_argument("--strip-key", action="store_true",
+                    help="with --key-use: score the answer after a copied key (`red: 2` -> `2`)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -148,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ngreedy answers on {args.key_use} scenes of 3-6 shapes, every place / colour / shape asked")
         print("| question form | scenes answered all alike | right |")
         print("|---|---:|---:|")
-        for form, (alike, scenes, right, asked) in key_use(vlm, args.key_use, args.seed + 1, args.max_tiles).items():
+        for form, (alike, scenes, right, asked) in key_use(vlm, args.key_use, args.seed + 1, args.max_tiles,
+                                                         args.strip_key).items():
             print(f"| {form} | {alike} of {scenes} | {right / max(asked, 1):.1%} of {asked} |")
     return 0
 

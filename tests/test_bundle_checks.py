@@ -180,6 +180,11 @@ def test_bundle_build_runs_the_stages_in_order(tmp_path):
     for name, boxes in (("data-stage6", 3), ("data-stage7", 1)):  # reading starts on one-tile pages
         pages = [json.loads(line) for line in (tmp_path / name / "train.jsonl").read_text().splitlines()]
         assert all((r["width"], r["height"]) == (112, 112) and len(r["tasks"]) <= boxes for r in pages)
+    for name, echo in (("data-stage30-shapes", "full"), ("data-stage31-shapes", "none")):  # the count stages
+        config = json.loads((tmp_path / name / "synth_config.json").read_text())["config"]
+        assert "tally" in config["tasks"] and config["key_echo"] == echo and config["echo_counts"] == (echo == "full")
+    pages = json.loads((tmp_path / "data-stage30-pages" / "synth_config.json").read_text())["config"]
+    assert pages["one_tile_pages"] and pages["tasks"] == ["read"]  # pages kept in, so that reading survives
 
 
 def test_bundle_command_passes_device_and_overrides_to_every_stage(tmp_path, monkeypatch):
@@ -342,6 +347,7 @@ def test_lookup_hops_scores_every_shape_in_each_context(capsys):
     assert forms["place by colour and kind"][1::2] == (2, asked)  # every shape asked where it is, too
     alike, scenes, right, asked = forms["colour by kind"]  # only kinds that occur once; scenes with two such
     assert 0 <= scenes <= 2 and 2 * scenes <= asked <= 6 * scenes and 0 <= alike <= scenes and 0 <= right <= asked
+    assert lookup_hops.key_use(vlm, 2, seed=3, strip_key=True) == forms  # plain answers: nothing to strip
 
 
 def test_key_curriculum_runs_its_stages_in_order_and_resumes(tmp_path, capsys):
