@@ -314,13 +314,37 @@ def test_tally_counts_every_colour_in_order_as_the_pixels_show(tallied):
     assert checked >= 3
 
 
-def test_every_question_and_answer_is_in_the_corpus(dataset, described, located, tallied):
-    corpus = set(text_corpus(chinese=True, describe=True, locate=True, tally=True))
+@pytest.fixture(scope="module")
+def painted(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("painted")
+    generate(out, n_train=24, n_test=0, seed=7, tasks=("color", "paint"), train_turns=3,
+             weights={"color": 1.0, "paint": 2.0}, progress=False, chinese=False)
+    return out
+
+
+def test_paint_lists_every_shapes_colour_by_kind_as_the_pixels_show(painted):
+    checked = 0
+    for r in _records(painted, "train"):
+        if "paint" not in r["tasks"]:
+            continue
+        assert r["tasks"] == ["paint"]
+        assert r["conversations"][0]["value"].removeprefix("<image>\n") in V.Q_PAINT
+        rows = [tuple(line.split(": ")) for line in r["conversations"][1]["value"].split("\n")]
+        order = [(V.SHAPES.index(k), list(V.COLORS).index(c)) for k, c in rows]
+        assert order == sorted(order), rows  # by kind, then colour: the order gives no colour away
+        blobs = _shape_blobs(Image.open(painted / r["image"]))
+        assert sorted(c for _, c in rows) == sorted(c for c, _ in blobs), rows  # one line per shape seen
+        checked += 1
+    assert checked >= 3
+
+
+def test_every_question_and_answer_is_in_the_corpus(dataset, described, located, tallied, painted):
+    corpus = set(text_corpus(chinese=True, describe=True, locate=True, tally=True, paint=True))
     assert V.SYSTEM_MESSAGE in corpus
     assert not set(text_corpus(chinese=True)) >= {"Describe the image.", "center: red star"}
     assert not set(text_corpus(chinese=True, describe=True)) >= {"Where is each shape?", "red star: center"}
     assert not set(text_corpus(chinese=True, locate=True)) >= {"Count the shapes of each color.", "red: 0"}
-    for out in (dataset, described, located, tallied):
+    for out in (dataset, described, located, tallied, painted):
         for r in _records(out, "train") + _records(out, "test"):
             for c in r["conversations"]:
                 for line in c["value"].removeprefix("<image>\n").split("\n"):  # a description: one per shape

@@ -150,6 +150,8 @@ def ask(rng: random.Random, shapes: list[Shape], task: str, chinese: bool = Fals
         return rng.choice(V.Q_LOCATE), locate(shapes), ("locate",)
     if task == "tally":
         return rng.choice(V.Q_TALLY), tally(shapes), ("tally",)
+    if task == "paint":
+        return rng.choice(V.Q_PAINT), paint(shapes), ("paint",)
     if task == "position":
         shape = rng.choice(shapes)
         q = rng.choice(V.Q_POSITION).format(color=shape.color, kind=shape.kind)
@@ -189,3 +191,13 @@ def tally(shapes: list[Shape]) -> str:
     (docs/bundled-model/history.md, thirteenth session). Zeros are listed because that question asks absent
     colours too."""
     return "\n".join(f"{c}: {sum(s.color == c for s in shapes)}" for c in V.COLORS)
+
+
+def paint(shapes: list[Shape]) -> str:
+    """Every shape's colour by its kind, one line each, ordered by kind then colour (``circle: red``).
+
+    A training-only answer, the lookup "What color is the circle?" needs: each colour right after the kind it
+    belongs to (the model answered that question with one colour for every kind of a scene,
+    docs/bundled-model/history.md, thirteenth session). Ordered by kind, so the order gives no colour away."""
+    order = sorted(shapes, key=lambda s: (V.SHAPES.index(s.kind), list(V.COLORS).index(s.color)))
+    return "\n".join(f"{s.kind}: {s.color}" for s in order)
