@@ -273,22 +273,29 @@ def located(tmp_path_factory) -> Path:
     return out
 
 
+def _own_turn_answers(out: Path, task: str, questions: tuple[str, ...]) -> list[tuple[list[list[str]], list]]:
+    """(answer lines split at ``": "``, shapes seen in the pixels) of every training sample of a training-only
+    task, each checked to be its own one-turn sample asking one of ``questions`` (a dense answer beside another
+    question would give that question's answer away)."""
+    found = []
+    for r in _records(out, "train"):
+        if task not in r["tasks"]:
+            continue
+        assert r["tasks"] == [task]
+        assert r["conversations"][0]["value"].removeprefix("<image>\n") in questions
+        rows = [line.split(": ") for line in r["conversations"][1]["value"].split("\n")]
+        found.append((rows, _shape_blobs(Image.open(out / r["image"]))))
+    assert len(found) >= 3
+    return found
+
+
 def test_locate_lists_every_shapes_place_by_colour_then_kind_as_the_pixels_show(located):
     assert Counter(r["task"] for r in _records(located, "test")) == {"color": 4, "position": 4}
-    checked = 0
-    for r in _records(located, "train"):
-        if "locate" not in r["tasks"]:
-            continue
-        assert r["tasks"] == ["locate"]  # its own turn: the places would answer a position question beside it
-        assert r["conversations"][0]["value"].removeprefix("<image>\n") in V.Q_LOCATE
-        rows = [line.split(": ") for line in r["conversations"][1]["value"].split("\n")]
+    for rows, blobs in _own_turn_answers(located, "locate", V.Q_LOCATE):
         shapes_listed = [what.split() for what, _ in rows]
         order = [(list(V.COLORS).index(c), V.SHAPES.index(k)) for c, k in shapes_listed]
         assert order == sorted(order), rows  # by colour, then kind: the order does not give the place away
-        blobs = _shape_blobs(Image.open(located / r["image"]))
         assert sorted((c, pos) for (c, _), (_, pos) in zip(shapes_listed, rows)) == sorted(blobs), rows
-        checked += 1
-    assert checked >= 3
 
 
 @pytest.fixture(scope="module")
@@ -300,18 +307,10 @@ def tallied(tmp_path_factory) -> Path:
 
 
 def test_tally_counts_every_colour_in_order_as_the_pixels_show(tallied):
-    checked = 0
-    for r in _records(tallied, "train"):
-        if "tally" not in r["tasks"]:
-            continue
-        assert r["tasks"] == ["tally"]  # its own turn, like locate
-        assert r["conversations"][0]["value"].removeprefix("<image>\n") in V.Q_TALLY
-        rows = [line.split(": ") for line in r["conversations"][1]["value"].split("\n")]
+    for rows, blobs in _own_turn_answers(tallied, "tally", V.Q_TALLY):
         assert [c for c, _ in rows] == list(V.COLORS)  # every colour, absent ones too, in a fixed order
-        seen = Counter(c for c, _ in _shape_blobs(Image.open(tallied / r["image"])))
+        seen = Counter(c for c, _ in blobs)
         assert {c: int(n) for c, n in rows} == {c: seen[c] for c in V.COLORS}, rows
-        checked += 1
-    assert checked >= 3
 
 
 @pytest.fixture(scope="module")
@@ -323,19 +322,10 @@ def painted(tmp_path_factory) -> Path:
 
 
 def test_paint_lists_every_shapes_colour_by_kind_as_the_pixels_show(painted):
-    checked = 0
-    for r in _records(painted, "train"):
-        if "paint" not in r["tasks"]:
-            continue
-        assert r["tasks"] == ["paint"]
-        assert r["conversations"][0]["value"].removeprefix("<image>\n") in V.Q_PAINT
-        rows = [tuple(line.split(": ")) for line in r["conversations"][1]["value"].split("\n")]
+    for rows, blobs in _own_turn_answers(painted, "paint", V.Q_PAINT):
         order = [(V.SHAPES.index(k), list(V.COLORS).index(c)) for k, c in rows]
         assert order == sorted(order), rows  # by kind, then colour: the order gives no colour away
-        blobs = _shape_blobs(Image.open(painted / r["image"]))
         assert sorted(c for _, c in rows) == sorted(c for c, _ in blobs), rows  # one line per shape seen
-        checked += 1
-    assert checked >= 3
 
 
 def test_every_question_and_answer_is_in_the_corpus(dataset, described, located, tallied, painted):
