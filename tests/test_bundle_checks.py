@@ -183,8 +183,12 @@ def test_bundle_build_runs_the_stages_in_order(tmp_path):
     for name, echo in (("data-stage30-shapes", "full"), ("data-stage31-shapes", "none")):  # the count stages
         config = json.loads((tmp_path / name / "synth_config.json").read_text())["config"]
         assert "tally" in config["tasks"] and config["key_echo"] == echo and config["echo_counts"] == (echo == "full")
-    pages = json.loads((tmp_path / "data-stage30-pages" / "synth_config.json").read_text())["config"]
-    assert pages["one_tile_pages"] and pages["tasks"] == ["read"]  # pages kept in, so that reading survives
+    for name, echo in (("data-stage33-shapes", "full"), ("data-stage34-shapes", "none")):  # the colour stages
+        config = json.loads((tmp_path / name / "synth_config.json").read_text())["config"]
+        assert "paint" in config["tasks"] and config["key_echo"] == echo
+    for name in ("data-stage30-pages", "data-stage33-pages"):
+        pages = json.loads((tmp_path / name / "synth_config.json").read_text())["config"]
+        assert pages["one_tile_pages"] and pages["tasks"] == ["read"]  # pages kept in, so that reading survives
 
 
 def test_bundle_command_passes_device_and_overrides_to_every_stage(tmp_path, monkeypatch):

@@ -8,7 +8,8 @@
    copy the question's key (all of it, its last word, none), stages 18-19 stage 13's mix twice more, stages
    20-25 shape scenes with the training-only ``locate`` task and position answers that copy their key, stages
    26-29 stage 13's mix four times more, stages 30-31 shape scenes with the training-only ``tally`` task and
-   one-tile pages, stage 32 stage 13's mix once more, and the held-out test split (100 images per task),
+   one-tile pages, stage 32 stage 13's mix once more, stages 33-34 shape scenes with the training-only
+   ``paint`` task and one-tile pages, stage 35 the mix again, and the held-out test split (100 images per task),
 2. train the sentencepiece tokenizer on the synthetic text (InternLM2 layout, describe lines included),
 3. train the curriculum stages of ``STAGES`` with ``tessera/recipes/tessera-tiny-<stage>.yaml``, each from the
    previous checkpoint: one shape at one tile, full scenes at one tile, every task with up to 12 tiles, then
@@ -19,7 +20,8 @@
    the answer to follow the question's key (the place, colour or kind it names) and 18-19 bring reading back;
    stages 20-25 teach position answers to find the shape the question names (``locate``, then echoes of the
    key, mostly at one tile) and 26-29 bring reading back again; stages 30-31 teach count by colour its key the
-   same way (``tally``, at one tile, with pages so that reading survives) and 32 mixes every task again,
+   same way (``tally``, at one tile, with pages so that reading survives) and 32 mixes every task again;
+   stages 33-34 do the same for colour by kind (``paint``) and 35 mixes every task again,
 4. evaluate the held-out split with ``tessera eval --bench synth`` at max_tiles 1, 4 and 12 (the dynamic
    high-resolution ablation, with its plot),
 5. with ``--install``, copy the final checkpoint into ``tessera/assets/tessera-tiny`` (the default model of
@@ -119,7 +121,18 @@ DATA |= {"data-stage30-shapes": dict(seed=140, tasks=TALLY_TASKS, weights=TALLY_
          "data-stage30-pages": {**DATA["data-stage12"], "seed": 141},
          "data-stage31-shapes": dict(seed=142, tasks=TALLY_TASKS, weights=TALLY_WEIGHTS),
          "data-stage31-pages": {**DATA["data-stage12"], "seed": 143}}
-MIX_PASSES = {26: (56, 57), 27: (58, 59), 28: (60, 61), 29: (62, 63), 32: (66, 67)}  # stage: (pages, mix data seed)
+# Stages 33-34 teach colour by kind to use its key (the stage-32 model answered every kind of a scene with one
+# colour) with the training-only `paint` task (`circle: red` for every shape), colours that copy their key and then
+# plain answers, at one tile with one-tile pages; stage 35 is stage 13's mix again (fourteenth session).
+PAINT_TASKS = (*SHAPE_TASKS, "tally", "paint")
+PAINT_WEIGHTS = {"count": 1.0, "color": 2.0, "shape": 0.5, "position": 1.0, "describe": 1.0, "tally": 1.0,
+                 "paint": 3.0}
+DATA |= {"data-stage33-shapes": dict(seed=150, tasks=PAINT_TASKS, weights=PAINT_WEIGHTS, key_echo="full"),
+         "data-stage33-pages": {**DATA["data-stage12"], "seed": 151},
+         "data-stage34-shapes": dict(seed=152, tasks=PAINT_TASKS, weights=PAINT_WEIGHTS),
+         "data-stage34-pages": {**DATA["data-stage12"], "seed": 153}}
+# stage: (pages, mix data seed)
+MIX_PASSES = {26: (56, 57), 27: (58, 59), 28: (60, 61), 29: (62, 63), 32: (66, 67), 35: (68, 69)}
 for _n, (_read, _mix) in MIX_PASSES.items():
     DATA |= {f"data-stage{_n}-read": {**DATA["data-stage13-read"], "seed": _read},
              f"data-stage{_n}-mix": {**DATA["data-stage13-mix"], "seed": _mix}}
@@ -136,7 +149,9 @@ STAGES = (("stage1", "data-stage1"), ("stage2", "data-stage2"), ("stage3", "data
           *((f"stage{n}", f"data-stage{n}") for n in range(20, 26)),
           *((f"stage{n}", (f"data-stage{n}-read", f"data-stage{n}-mix")) for n in range(26, 30)),
           *((f"stage{n}", (f"data-stage{n}-shapes", f"data-stage{n}-pages")) for n in (30, 31)),
-          ("stage32", ("data-stage32-read", "data-stage32-mix")))
+          ("stage32", ("data-stage32-read", "data-stage32-mix")),
+          *((f"stage{n}", (f"data-stage{n}-shapes", f"data-stage{n}-pages")) for n in (33, 34)),
+          ("stage35", ("data-stage35-read", "data-stage35-mix")))
 SIZES = {"data-stage1": 10000, "data-stage2": 12000, "data-stage3": 8000, "data-stage4": 12800,
          "data-stage5": 24000, "data-stage6": 24000, "data-stage7": 24000, "data-stage8-read": 6400,
          "data-stage8-mix": 12800, "data-stage9": 6400, "data-stage10": 32000, "data-stage11-read": 6400,
@@ -145,7 +160,8 @@ SIZES = {"data-stage1": 10000, "data-stage2": 12000, "data-stage3": 8000, "data-
          "data-stage18-read": 6400, "data-stage18-mix": 12800, "data-stage19-read": 6400, "data-stage19-mix": 12800,
          "data-stage20": 12800, "data-stage21": 19200, "data-stage22": 19200, "data-stage23": 9600,
          "data-stage24": 9600, "data-stage25": 19200, "data-stage30-shapes": 12800, "data-stage30-pages": 6400,
-         "data-stage31-shapes": 12800, "data-stage31-pages": 6400,
+         "data-stage31-shapes": 12800, "data-stage31-pages": 6400, "data-stage33-shapes": 12800,
+         "data-stage33-pages": 6400, "data-stage34-shapes": 12800, "data-stage34-pages": 6400,
          **{f"data-stage{n}-{part}": size for n in MIX_PASSES for part, size in (("read", 6400), ("mix", 12800))}}
 
 
