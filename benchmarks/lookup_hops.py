@@ -94,13 +94,13 @@ def score(vlm, n_scenes: int, seed: int = 97, max_tiles: int = 1, sep: str = ": 
 
 def key_use(vlm, n_scenes: int, seed: int = 98, max_tiles: int = 1,
             strip_key: bool = False) -> dict[str, tuple[int, int, int, int]]:
-    """Per question form (colour by place, count by colour, place by colour and kind, colour by kind): (scenes
-    where every answer was the same, scenes, right answers, questions) over ``n_scenes`` fresh scenes of 3-6
-    shapes, greedy. Colour by kind asks only the kinds that occur once in the scene (the others have no one
+    """Per question form (colour by place, count by colour, place by colour and kind, colour by kind, count by
+    kind): (scenes where every answer was the same, scenes, right answers, questions) over ``n_scenes`` fresh
+    scenes of 3-6 shapes, greedy. Colour by kind asks only the kinds that occur once in the scene (the others have no one
     answer), and a scene counts for it only with two such kinds or more. ``strip_key``: score what follows a
     copied key (``red: 2`` -> ``2``), for checkpoints trained to copy it (``SynthConfig.key_echo``)."""
     rng = random.Random(seed)
-    forms = ("colour by place", "count by colour", "place by colour and kind", "colour by kind")
+    forms = ("colour by place", "count by colour", "place by colour and kind", "colour by kind", "count by kind")
     tally = {form: [0, 0, 0, 0] for form in forms}
     for _ in range(n_scenes):
         image, scene = draw_scene(rng, vlm.config.image_size, 3)
@@ -112,6 +112,8 @@ def key_use(vlm, n_scenes: int, seed: int = 98, max_tiles: int = 1,
                                          for s in scene],
             "colour by kind": [(V.Q_COLOR_KIND[0].format(kind=s.kind), s.color) for s in scene
                                if sum(o.kind == s.kind for o in scene) == 1],
+            "count by kind": [(V.Q_COUNT_KIND[0].format(kinds=V.SHAPES_PLURAL[k]), str(sum(s.kind == k for s in scene)))
+                              for k in V.SHAPES],
         }
         for form, pairs in asked.items():
             if len(pairs) < 2:

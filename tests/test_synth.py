@@ -328,13 +328,31 @@ def test_paint_lists_every_shapes_colour_by_kind_as_the_pixels_show(painted):
         assert sorted(c for _, c in rows) == sorted(c for c, _ in blobs), rows  # one line per shape seen
 
 
-def test_every_question_and_answer_is_in_the_corpus(dataset, described, located, tallied, painted):
-    corpus = set(text_corpus(chinese=True, describe=True, locate=True, tally=True, paint=True))
+@pytest.fixture(scope="module")
+def tallied_by_kind(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tallied_by_kind")
+    generate(out, n_train=24, n_test=0, seed=8, tasks=("count", "tally_kind"), train_turns=3,
+             weights={"count": 1.0, "tally_kind": 2.0}, progress=False, chinese=False)
+    return out
+
+
+def test_tally_kind_counts_every_kind_in_order(tallied_by_kind):
+    from tessera.synth.shapes import Shape, tally_kind
+
+    scene = [Shape("star", "red", 0), Shape("circle", "blue", 4), Shape("star", "green", 8)]
+    assert tally_kind(scene) == "circles: 1\nsquares: 0\ntriangles: 0\nstars: 2"
+    for rows, blobs in _own_turn_answers(tallied_by_kind, "tally_kind", V.Q_TALLY_KIND):
+        assert [k for k, _ in rows] == [V.SHAPES_PLURAL[k] for k in V.SHAPES]  # every kind, in a fixed order
+        assert sum(int(n) for _, n in rows) == len(blobs), rows  # as many as the pixels show
+
+
+def test_every_question_and_answer_is_in_the_corpus(dataset, described, located, tallied, painted, tallied_by_kind):
+    corpus = set(text_corpus(chinese=True, describe=True, locate=True, tally=True, paint=True, tally_kind=True))
     assert V.SYSTEM_MESSAGE in corpus
     assert not set(text_corpus(chinese=True)) >= {"Describe the image.", "center: red star"}
     assert not set(text_corpus(chinese=True, describe=True)) >= {"Where is each shape?", "red star: center"}
     assert not set(text_corpus(chinese=True, locate=True)) >= {"Count the shapes of each color.", "red: 0"}
-    for out in (dataset, described, located, tallied, painted):
+    for out in (dataset, described, located, tallied, painted, tallied_by_kind):
         for r in _records(out, "train") + _records(out, "test"):
             for c in r["conversations"]:
                 for line in c["value"].removeprefix("<image>\n").split("\n"):  # a description: one per shape

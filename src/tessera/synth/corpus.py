@@ -18,13 +18,13 @@ def _fill(templates: tuple[str, ...], **choices: list[str]) -> list[str]:
 
 
 def text_corpus(chinese: bool = True, describe: bool = False, locate: bool = False,
-                tally: bool = False, paint: bool = False) -> list[str]:
+                tally: bool = False, paint: bool = False, tally_kind: bool = False) -> list[str]:
     """Lines of text: system messages, role names, every question and answer, page words, numbers and labels.
 
     Deterministic (same list every call). ``chinese`` adds the Chinese phrasings and colour names; the tokenizer
     of the bundled model is trained with them whether or not the data uses them, so it is independent of fonts.
     ``describe`` adds the questions and answer lines of the training-only ``describe`` task; ``locate``,
-    ``tally`` and ``paint`` those of their tasks (off: the bundled tokenizer was trained before they existed and
+    ``tally``, ``paint`` and ``tally_kind`` those of their tasks (off: the bundled tokenizer was trained before they existed and
     encodes them from its pieces).
     Chat special tokens (``<|im_start|>`` ...) are not included: the tokenizer adds them as whole pieces; role
     names and newlines are, in the shape the internlm2-chat template gives them.
@@ -50,6 +50,9 @@ def text_corpus(chinese: bool = True, describe: bool = False, locate: bool = Fal
     if paint:
         lines += list(V.Q_PAINT)
         lines += [f"{k}: {c}" for k in kinds for c in colors]
+    if tally_kind:
+        lines += list(V.Q_TALLY_KIND)
+        lines += [f"{V.SHAPES_PLURAL[k]}: {n}" for k in kinds for n in range(7)]
     lines += _fill(V.Q_READ, box=list(V.BOX_COLORS))
     lines += _fill(V.Q_CHART_VALUE, label=list(V.CHART_LABELS))
     lines += list(V.Q_CHART_MAX + V.Q_CHART_MIN + V.Q_BAR_MAX + V.Q_BAR_MIN)

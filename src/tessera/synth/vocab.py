@@ -10,13 +10,14 @@ from __future__ import annotations
 # Tasks, in the order used for round-robin test splits.
 TASKS = ("count", "color", "shape", "position", "read", "chart")
 # Training-only tasks (never in a test split): dense supervision that teaches the model where to look.
-TRAIN_TASKS = ("describe", "locate", "tally", "paint")
+TRAIN_TASKS = ("describe", "locate", "tally", "paint", "tally_kind")
 # Which image kind answers which task.
 TASK_KIND = {
     "describe": "shapes",
     "locate": "shapes",
     "tally": "shapes",
     "paint": "shapes",
+    "tally_kind": "shapes",
     "count": "shapes",
     "color": "shapes",
     "shape": "shapes",
@@ -90,6 +91,7 @@ Q_DESCRIBE = ("Describe the image.", "What is in each part of the image?")
 Q_LOCATE = ("Where is each shape?", "In which part of the image is each shape?")
 Q_TALLY = ("How many shapes of each color are there?", "Count the shapes of each color.")
 Q_PAINT = ("What color is each shape?", "Name the color of each shape.")
+Q_TALLY_KIND = ("How many shapes of each kind are there?", "Count the shapes of each kind.")
 Q_READ = (
     "What is written in the {box} box?",
     "What word or number is in the {box} box?",
