@@ -346,6 +346,23 @@ def test_tally_kind_counts_every_kind_in_order(tallied_by_kind):
         assert sum(int(n) for _, n in rows) == len(blobs), rows  # as many as the pixels show
 
 
+def test_row_mates_asks_position_of_shapes_that_share_their_row(tmp_path):
+    generate(tmp_path, n_train=40, n_test=12, seed=9, tasks=("position",), train_turns=1, row_mates=True,
+             progress=False, chinese=False)
+    crowded = 0
+    for r in _records(tmp_path, "train"):
+        blobs = _shape_blobs(Image.open(tmp_path / r["image"]))
+        rows = Counter(place.split()[0] if " " in place else "middle" for _, place in blobs)
+        if max(rows.values()) < 2:
+            continue  # no two shapes share a row: any shape may be asked
+        crowded += 1
+        place = r["conversations"][1]["value"]
+        assert rows[place.split()[0] if " " in place else "middle"] >= 2, (place, blobs)
+    assert crowded >= 10
+    config = json.loads((tmp_path / "synth_config.json").read_text())["config"]
+    assert config["row_mates"] is True  # recorded; the test split ignores it (it asks any shape)
+
+
 def test_every_question_and_answer_is_in_the_corpus(dataset, described, located, tallied, painted, tallied_by_kind):
     corpus = set(text_corpus(chinese=True, describe=True, locate=True, tally=True, paint=True, tally_kind=True))
     assert V.SYSTEM_MESSAGE in corpus

@@ -65,6 +65,10 @@ class SynthConfig:
         colour for every place asked); taught to write the key out, then half of it, then none, it learns to
         carry it to the answer (colour by place 38 % -> 98 % at one tile; docs/bundled-model/history.md, tenth session).
     echo_counts: with ``key_echo``, counts by colour or kind copy their key too ("red: 2", "circles: 1").
+    row_mates: training only: position questions ask a shape that shares its row with another shape whenever
+        the scene has one. Those are the position questions a model gets wrong: it finds the row and then takes
+        the column of any shape in it (52 % right with row-mates, 95 % alone in the row; the misses name a
+        row-mate's place; docs/bundled-model/history.md, fourteenth session).
     """
 
     tile_size: int = 112
@@ -84,6 +88,7 @@ class SynthConfig:
     describe_sep: str = ": "
     key_echo: str = "none"
     echo_counts: bool = False
+    row_mates: bool = False
 
     def resolved(self) -> SynthConfig:
         """Check the values and fix ``chinese`` (None -> whether a CJK font is installed)."""
@@ -146,7 +151,7 @@ def make_sample(cfg: SynthConfig, seed: int, split: str, index: int) -> tuple[Im
             zh = cfg.chinese and task in ("count", "color") and rng.random() < cfg.zh_fraction
             echo = "none" if split == "test" else cfg.key_echo
             return shapes.ask(rng, scene, task, chinese=zh, describe_sep=cfg.describe_sep, key_echo=echo,
-                              echo_counts=cfg.echo_counts)
+                              echo_counts=cfg.echo_counts, row_mates=cfg.row_mates and split == "train")
     elif kind == "document":
         grids = cfg.page_grids()
         colors = ["red"] if split == "test" else rng.sample(list(V.BOX_COLORS), n_turns)

@@ -90,7 +90,8 @@ def echo_key(key: str, answer: str, mode: str) -> str:
 
 
 def ask(rng: random.Random, shapes: list[Shape], task: str, chinese: bool = False,
-        describe_sep: str = ": ", key_echo: str = "none", echo_counts: bool = False) -> tuple[str, str, tuple]:
+        describe_sep: str = ": ", key_echo: str = "none", echo_counts: bool = False,
+        row_mates: bool = False) -> tuple[str, str, tuple]:
     """One (question, answer, fact) of ``task`` (count/color/shape/position) about the scene.
 
     ``fact`` identifies what is asked, whatever the phrasing (to avoid asking the same thing twice).
@@ -99,7 +100,8 @@ def ask(rng: random.Random, shapes: list[Shape], task: str, chinese: bool = Fals
     other tasks ignore it. ``key_echo`` (training only, English questions that name a shape by its place,
     colour or kind): the answer starts with that key, see :func:`echo_key` and ``SynthConfig.key_echo``; with
     ``echo_counts`` counts by colour or kind too (``red: 2``, ``circles: 1``). It draws nothing from ``rng``:
-    the same seed asks the same questions in every mode.
+    the same seed asks the same questions in every mode. ``row_mates`` (training only): a position question
+    asks a shape that shares its row with another one when the scene has such shapes.
     """
     by_kind = {k: [s for s in shapes if s.kind == k] for k in V.SHAPES}
     by_color = {c: [s for s in shapes if s.color == c] for c in V.COLORS}
@@ -155,7 +157,8 @@ def ask(rng: random.Random, shapes: list[Shape], task: str, chinese: bool = Fals
     if task == "tally_kind":
         return rng.choice(V.Q_TALLY_KIND), tally_kind(shapes), ("tally_kind",)
     if task == "position":
-        shape = rng.choice(shapes)
+        mates = [s for s in shapes if any(o is not s and o.cell // 3 == s.cell // 3 for o in shapes)]
+        shape = rng.choice(mates if row_mates and mates else shapes)
         q = rng.choice(V.Q_POSITION).format(color=shape.color, kind=shape.kind)
         return q, echo_key(f"{shape.color} {shape.kind}", V.POSITIONS[shape.cell], key_echo), ("position", shape.cell)
     known = ", ".join(t for t, kind in V.TASK_KIND.items() if kind == "shapes")
