@@ -419,3 +419,22 @@ def test_place_lookup_asks_every_shape_where_it_is(capsys):
     assert re.findall(r"^\| (first word|greedy|after the full key|after the kind) \|", out, flags=re.M) == \
         list(place_lookup.ROWS)
     assert re.search(r"scenes answered all alike: [01] of 1;", out)
+
+
+def test_row_mates_sorts_position_misses_by_whose_place_they_name(capsys):
+    from tessera.synth.shapes import Shape
+
+    row_mates = _script("row_mates")
+    star, circle, square = Shape("star", "red", 0), Shape("circle", "blue", 2), Shape("square", "red", 6)
+    scene = [star, circle, square]
+    assert row_mates.classify(star, scene, "top left") == ("row-mates", "right")
+    assert row_mates.classify(star, scene, "top right") == ("row-mates", "a row-mate's place")
+    assert row_mates.classify(star, scene, "bottom left") == ("row-mates", "a column-mate's place")
+    assert row_mates.classify(square, scene, "top right") == ("alone", "another shape's place")
+    assert row_mates.classify(square, scene, "center") == ("alone", "an empty place")
+    assert row_mates.main(["--scenes", "2", "--max-tiles", "1"]) == 0
+    rows = re.findall(r"^\| (alone|row-mates) \((\d+)\) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|$",
+                      capsys.readouterr().out, flags=re.M)
+    assert [r[0] for r in rows] == ["alone", "row-mates"]
+    assert all(int(r[1]) == sum(map(int, r[2:])) for r in rows)  # every answer sorted exactly once
+    assert sum(int(r[1]) for r in rows) >= 6  # two scenes of 3-6 shapes
