@@ -186,7 +186,11 @@ def test_bundle_build_runs_the_stages_in_order(tmp_path):
     for name, echo in (("data-stage33-shapes", "full"), ("data-stage34-shapes", "none")):  # the colour stages
         config = json.loads((tmp_path / name / "synth_config.json").read_text())["config"]
         assert "paint" in config["tasks"] and config["key_echo"] == echo
-    for name in ("data-stage30-pages", "data-stage33-pages"):
+    for name, echo in (("data-stage36-shapes", "full"), ("data-stage37-shapes", "none")):  # count by kind
+        config = json.loads((tmp_path / name / "synth_config.json").read_text())["config"]
+        assert "tally_kind" in config["tasks"] and config["key_echo"] == echo
+        assert config["echo_counts"] == (echo == "full")
+    for name in ("data-stage30-pages", "data-stage33-pages", "data-stage36-pages"):
         pages = json.loads((tmp_path / name / "synth_config.json").read_text())["config"]
         assert pages["one_tile_pages"] and pages["tasks"] == ["read"]  # pages kept in, so that reading survives
 

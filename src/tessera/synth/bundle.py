@@ -9,7 +9,8 @@
    20-25 shape scenes with the training-only ``locate`` task and position answers that copy their key, stages
    26-29 stage 13's mix four times more, stages 30-31 shape scenes with the training-only ``tally`` task and
    one-tile pages, stage 32 stage 13's mix once more, stages 33-34 shape scenes with the training-only
-   ``paint`` task and one-tile pages, stage 35 the mix again, and the held-out test split (100 images per task),
+   ``paint`` task and one-tile pages, stage 35 the mix again, stages 36-37 with ``tally_kind``, stage 38 the mix
+   again, and the held-out test split (100 images per task),
 2. train the sentencepiece tokenizer on the synthetic text (InternLM2 layout, describe lines included),
 3. train the curriculum stages of ``STAGES`` with ``tessera/recipes/tessera-tiny-<stage>.yaml``, each from the
    previous checkpoint: one shape at one tile, full scenes at one tile, every task with up to 12 tiles, then
@@ -21,7 +22,8 @@
    stages 20-25 teach position answers to find the shape the question names (``locate``, then echoes of the
    key, mostly at one tile) and 26-29 bring reading back again; stages 30-31 teach count by colour its key the
    same way (``tally``, at one tile, with pages so that reading survives) and 32 mixes every task again;
-   stages 33-34 do the same for colour by kind (``paint``) and 35 mixes every task again,
+   stages 33-34 do the same for colour by kind (``paint``) and 35 mixes every task again; 36-37 for count by
+   kind (``tally_kind``) and 38 mixes every task again,
 4. evaluate the held-out split with ``tessera eval --bench synth`` at max_tiles 1, 4 and 12 (the dynamic
    high-resolution ablation, with its plot),
 5. with ``--install``, copy the final checkpoint into ``tessera/assets/tessera-tiny`` (the default model of
@@ -131,8 +133,19 @@ DATA |= {"data-stage33-shapes": dict(seed=150, tasks=PAINT_TASKS, weights=PAINT_
          "data-stage33-pages": {**DATA["data-stage12"], "seed": 151},
          "data-stage34-shapes": dict(seed=152, tasks=PAINT_TASKS, weights=PAINT_WEIGHTS),
          "data-stage34-pages": {**DATA["data-stage12"], "seed": 153}}
+# Stages 36-37 teach count by kind the same way with `tally_kind` (`circles: 2` for every kind; the stage-35 model
+# answered 1 for two circles), at one tile with one-tile pages; stage 38 is stage 13's mix again (fourteenth
+# session).
+KIND_TASKS = (*SHAPE_TASKS, "tally", "paint", "tally_kind")
+KIND_WEIGHTS = {"count": 2.0, "color": 1.0, "shape": 0.5, "position": 1.0, "describe": 1.0, "tally": 1.0,
+                "paint": 1.0, "tally_kind": 3.0}
+DATA |= {"data-stage36-shapes": dict(seed=170, tasks=KIND_TASKS, weights=KIND_WEIGHTS, key_echo="full",
+                                     echo_counts=True),
+         "data-stage36-pages": {**DATA["data-stage12"], "seed": 171},
+         "data-stage37-shapes": dict(seed=172, tasks=KIND_TASKS, weights=KIND_WEIGHTS),
+         "data-stage37-pages": {**DATA["data-stage12"], "seed": 173}}
 # stage: (pages, mix data seed)
-MIX_PASSES = {26: (56, 57), 27: (58, 59), 28: (60, 61), 29: (62, 63), 32: (66, 67), 35: (68, 69)}
+MIX_PASSES = {26: (56, 57), 27: (58, 59), 28: (60, 61), 29: (62, 63), 32: (66, 67), 35: (68, 69), 38: (70, 71)}
 for _n, (_read, _mix) in MIX_PASSES.items():
     DATA |= {f"data-stage{_n}-read": {**DATA["data-stage13-read"], "seed": _read},
              f"data-stage{_n}-mix": {**DATA["data-stage13-mix"], "seed": _mix}}
@@ -151,7 +164,9 @@ STAGES = (("stage1", "data-stage1"), ("stage2", "data-stage2"), ("stage3", "data
           *((f"stage{n}", (f"data-stage{n}-shapes", f"data-stage{n}-pages")) for n in (30, 31)),
           ("stage32", ("data-stage32-read", "data-stage32-mix")),
           *((f"stage{n}", (f"data-stage{n}-shapes", f"data-stage{n}-pages")) for n in (33, 34)),
-          ("stage35", ("data-stage35-read", "data-stage35-mix")))
+          ("stage35", ("data-stage35-read", "data-stage35-mix")),
+          *((f"stage{n}", (f"data-stage{n}-shapes", f"data-stage{n}-pages")) for n in (36, 37)),
+          ("stage38", ("data-stage38-read", "data-stage38-mix")))
 SIZES = {"data-stage1": 10000, "data-stage2": 12000, "data-stage3": 8000, "data-stage4": 12800,
          "data-stage5": 24000, "data-stage6": 24000, "data-stage7": 24000, "data-stage8-read": 6400,
          "data-stage8-mix": 12800, "data-stage9": 6400, "data-stage10": 32000, "data-stage11-read": 6400,
@@ -162,6 +177,7 @@ SIZES = {"data-stage1": 10000, "data-stage2": 12000, "data-stage3": 8000, "data-
          "data-stage24": 9600, "data-stage25": 19200, "data-stage30-shapes": 12800, "data-stage30-pages": 6400,
          "data-stage31-shapes": 12800, "data-stage31-pages": 6400, "data-stage33-shapes": 12800,
          "data-stage33-pages": 6400, "data-stage34-shapes": 12800, "data-stage34-pages": 6400,
+         **{f"data-stage{n}-{part}": size for n in (36, 37) for part, size in (("shapes", 12800), ("pages", 6400))},
          **{f"data-stage{n}-{part}": size for n in MIX_PASSES for part, size in (("read", 6400), ("mix", 12800))}}
 
 
