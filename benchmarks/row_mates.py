@@ -15,13 +15,19 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 from collections import Counter
+from pathlib import Path
 
 import torch
 
-import tessera
-from tessera.synth import vocab as V
-from tessera.synth.shapes import Shape, draw_scene
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from lookup_hops import draw_scene  # noqa: E402
+
+import tessera  # noqa: E402
+from tessera.synth import vocab as V  # noqa: E402
+from tessera.synth.shapes import Shape  # noqa: E402
 
 MISSES = ("a row-mate's place", "a column-mate's place", "another shape's place", "an empty place")
 
@@ -44,9 +50,7 @@ def run(vlm, n_scenes: int, seed: int = 99, max_tiles: int = 12) -> Counter:
     rng = random.Random(seed)
     tally = Counter()
     for _ in range(n_scenes):
-        image, scene = draw_scene(rng, vlm.config.image_size)
-        while len(scene) < 3:
-            image, scene = draw_scene(rng, vlm.config.image_size)
+        image, scene = draw_scene(rng, vlm.config.image_size, 3)
         for shape in scene:
             question = V.Q_POSITION[0].format(color=shape.color, kind=shape.kind)
             group, outcome = classify(shape, scene, vlm.chat(question, image, max_tiles=max_tiles, max_new_tokens=4))
