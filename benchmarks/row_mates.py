@@ -35,11 +35,11 @@ MISSES = ("a row-mate's place", "a column-mate's place", "another shape's place"
 def classify(asked: Shape, scene: list[Shape], answer: str) -> tuple[str, str]:
     """(``"alone"`` or ``"row-mates"``, ``"right"`` or which of ``MISSES``) for one position answer."""
     others = [o for o in scene if o is not asked]
-    group = "row-mates" if any(o.cell // 3 == asked.cell // 3 for o in others) else "alone"
+    mates = [o for o in others if o.cell // 3 == asked.cell // 3]
+    group = "row-mates" if mates else "alone"
     if answer == V.POSITIONS[asked.cell]:
         return group, "right"
-    for miss, pool in zip(MISSES, ([o for o in others if o.cell // 3 == asked.cell // 3],
-                                   [o for o in others if o.cell % 3 == asked.cell % 3], others)):
+    for miss, pool in zip(MISSES, (mates, [o for o in others if o.cell % 3 == asked.cell % 3], others)):
         if answer in (V.POSITIONS[o.cell] for o in pool):
             return group, miss
     return group, MISSES[-1]

@@ -298,12 +298,18 @@ def test_locate_lists_every_shapes_place_by_colour_then_kind_as_the_pixels_show(
         assert sorted((c, pos) for (c, _), (_, pos) in zip(shapes_listed, rows)) == sorted(blobs), rows
 
 
+def _training_only_data(tmp_path_factory, task: str, beside: str, seed: int) -> Path:
+    """24 training images of the training-only ``task`` (weight 2) and the benchmark task ``beside`` (weight 1),
+    up to 3 turns each."""
+    out = tmp_path_factory.mktemp(task)
+    generate(out, n_train=24, n_test=0, seed=seed, tasks=(beside, task), train_turns=3,
+             weights={beside: 1.0, task: 2.0}, progress=False, chinese=False)
+    return out
+
+
 @pytest.fixture(scope="module")
 def tallied(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("tallied")
-    generate(out, n_train=24, n_test=0, seed=6, tasks=("count", "tally"), train_turns=3,
-             weights={"count": 1.0, "tally": 2.0}, progress=False, chinese=False)
-    return out
+    return _training_only_data(tmp_path_factory, "tally", "count", seed=6)
 
 
 def test_tally_counts_every_colour_in_order_as_the_pixels_show(tallied):
@@ -315,10 +321,7 @@ def test_tally_counts_every_colour_in_order_as_the_pixels_show(tallied):
 
 @pytest.fixture(scope="module")
 def painted(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("painted")
-    generate(out, n_train=24, n_test=0, seed=7, tasks=("color", "paint"), train_turns=3,
-             weights={"color": 1.0, "paint": 2.0}, progress=False, chinese=False)
-    return out
+    return _training_only_data(tmp_path_factory, "paint", "color", seed=7)
 
 
 def test_paint_lists_every_shapes_colour_by_kind_as_the_pixels_show(painted):
@@ -330,10 +333,7 @@ def test_paint_lists_every_shapes_colour_by_kind_as_the_pixels_show(painted):
 
 @pytest.fixture(scope="module")
 def tallied_by_kind(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("tallied_by_kind")
-    generate(out, n_train=24, n_test=0, seed=8, tasks=("count", "tally_kind"), train_turns=3,
-             weights={"count": 1.0, "tally_kind": 2.0}, progress=False, chinese=False)
-    return out
+    return _training_only_data(tmp_path_factory, "tally_kind", "count", seed=8)
 
 
 def test_tally_kind_counts_every_kind_in_order(tallied_by_kind):
@@ -352,12 +352,12 @@ def test_row_mates_asks_position_of_shapes_that_share_their_row(tmp_path):
     crowded = 0
     for r in _records(tmp_path, "train"):
         blobs = _shape_blobs(Image.open(tmp_path / r["image"]))
-        rows = Counter(place.split()[0] if " " in place else "middle" for _, place in blobs)
+        rows = Counter(V.POSITIONS.index(place) // 3 for _, place in blobs)
         if max(rows.values()) < 2:
             continue  # no two shapes share a row: any shape may be asked
         crowded += 1
         place = r["conversations"][1]["value"]
-        assert rows[place.split()[0] if " " in place else "middle"] >= 2, (place, blobs)
+        assert rows[V.POSITIONS.index(place) // 3] >= 2, (place, blobs)
     assert crowded >= 10
     config = json.loads((tmp_path / "synth_config.json").read_text())["config"]
     assert config["row_mates"] is True  # recorded; the test split ignores it (it asks any shape)

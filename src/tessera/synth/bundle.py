@@ -118,32 +118,34 @@ DATA |= {"data-stage20": dict(seed=120, tasks=PLACE_TASKS, weights={**KEY_WEIGHT
 # stage 13's mix once more (thirteenth session).
 TALLY_TASKS = (*SHAPE_TASKS, "tally")
 TALLY_WEIGHTS = {"count": 2.0, "color": 1.0, "shape": 0.5, "position": 1.0, "describe": 1.0, "tally": 3.0}
-DATA |= {"data-stage30-shapes": dict(seed=140, tasks=TALLY_TASKS, weights=TALLY_WEIGHTS, key_echo="full",
-                                     echo_counts=True),
-         "data-stage30-pages": {**DATA["data-stage12"], "seed": 141},
-         "data-stage31-shapes": dict(seed=142, tasks=TALLY_TASKS, weights=TALLY_WEIGHTS),
-         "data-stage31-pages": {**DATA["data-stage12"], "seed": 143}}
+
+
+def _with_pages(stage: int, seed: int, **shapes) -> dict[str, dict]:
+    """A one-tile stage's data: shape scenes (data seed ``seed``) and fresh one-tile reading pages (stage 12's,
+    data seed ``seed + 1``), so that reading survives the shape stage."""
+    return {f"data-stage{stage}-shapes": dict(seed=seed, **shapes),
+            f"data-stage{stage}-pages": {**DATA["data-stage12"], "seed": seed + 1}}
+
+
+DATA |= _with_pages(30, 140, tasks=TALLY_TASKS, weights=TALLY_WEIGHTS, key_echo="full", echo_counts=True)
+DATA |= _with_pages(31, 142, tasks=TALLY_TASKS, weights=TALLY_WEIGHTS)
 # Stages 33-34 teach colour by kind to use its key (the stage-32 model answered every kind of a scene with one
 # colour) with the training-only `paint` task (`circle: red` for every shape), colours that copy their key and then
 # plain answers, at one tile with one-tile pages; stage 35 is stage 13's mix again (fourteenth session).
 PAINT_TASKS = (*SHAPE_TASKS, "tally", "paint")
 PAINT_WEIGHTS = {"count": 1.0, "color": 2.0, "shape": 0.5, "position": 1.0, "describe": 1.0, "tally": 1.0,
                  "paint": 3.0}
-DATA |= {"data-stage33-shapes": dict(seed=150, tasks=PAINT_TASKS, weights=PAINT_WEIGHTS, key_echo="full"),
-         "data-stage33-pages": {**DATA["data-stage12"], "seed": 151},
-         "data-stage34-shapes": dict(seed=152, tasks=PAINT_TASKS, weights=PAINT_WEIGHTS),
-         "data-stage34-pages": {**DATA["data-stage12"], "seed": 153}}
+DATA |= _with_pages(33, 150, tasks=PAINT_TASKS, weights=PAINT_WEIGHTS, key_echo="full")
+DATA |= _with_pages(34, 152, tasks=PAINT_TASKS, weights=PAINT_WEIGHTS)
 # Stages 36-37 teach count by kind the same way with `tally_kind` (`circles: 2` for every kind; the stage-35 model
 # answered 1 for two circles), at one tile with one-tile pages; stage 38 is stage 13's mix again (fourteenth
 # session).
 KIND_TASKS = (*SHAPE_TASKS, "tally", "paint", "tally_kind")
 KIND_WEIGHTS = {"count": 2.0, "color": 1.0, "shape": 0.5, "position": 1.0, "describe": 1.0, "tally": 1.0,
                 "paint": 1.0, "tally_kind": 3.0}
-DATA |= {"data-stage36-shapes": dict(seed=170, tasks=KIND_TASKS, weights=KIND_WEIGHTS, key_echo="full",
-                                     echo_counts=True),
-         "data-stage36-pages": {**DATA["data-stage12"], "seed": 171},
-         "data-stage37-shapes": dict(seed=172, tasks=KIND_TASKS, weights=KIND_WEIGHTS),
-         "data-stage37-pages": {**DATA["data-stage12"], "seed": 173}}
+DATA |= _with_pages(36, 170, tasks=KIND_TASKS, weights=KIND_WEIGHTS, key_echo="full", echo_counts=True)
+DATA |= _with_pages(37, 172, tasks=KIND_TASKS, weights=KIND_WEIGHTS)
+ONE_TILE_STAGES = (30, 31, 33, 34, 36, 37)  # shape scenes with one-tile pages (`_with_pages`)
 # stage: (pages, mix data seed)
 MIX_PASSES = {26: (56, 57), 27: (58, 59), 28: (60, 61), 29: (62, 63), 32: (66, 67), 35: (68, 69), 38: (70, 71)}
 for _n, (_read, _mix) in MIX_PASSES.items():
@@ -174,10 +176,8 @@ SIZES = {"data-stage1": 10000, "data-stage2": 12000, "data-stage3": 8000, "data-
          "data-stage14": 12800, "data-stage15": 12800, "data-stage16": 12800, "data-stage17": 9600,
          "data-stage18-read": 6400, "data-stage18-mix": 12800, "data-stage19-read": 6400, "data-stage19-mix": 12800,
          "data-stage20": 12800, "data-stage21": 19200, "data-stage22": 19200, "data-stage23": 9600,
-         "data-stage24": 9600, "data-stage25": 19200, "data-stage30-shapes": 12800, "data-stage30-pages": 6400,
-         "data-stage31-shapes": 12800, "data-stage31-pages": 6400, "data-stage33-shapes": 12800,
-         "data-stage33-pages": 6400, "data-stage34-shapes": 12800, "data-stage34-pages": 6400,
-         **{f"data-stage{n}-{part}": size for n in (36, 37) for part, size in (("shapes", 12800), ("pages", 6400))},
+         "data-stage24": 9600, "data-stage25": 19200,
+         **{f"data-stage{n}-{part}": size for n in ONE_TILE_STAGES for part, size in (("shapes", 12800), ("pages", 6400))},
          **{f"data-stage{n}-{part}": size for n in MIX_PASSES for part, size in (("read", 6400), ("mix", 12800))}}
 
 

@@ -157,8 +157,10 @@ def ask(rng: random.Random, shapes: list[Shape], task: str, chinese: bool = Fals
     if task == "tally_kind":
         return rng.choice(V.Q_TALLY_KIND), tally_kind(shapes), ("tally_kind",)
     if task == "position":
-        mates = [s for s in shapes if any(o is not s and o.cell // 3 == s.cell // 3 for o in shapes)]
-        shape = rng.choice(mates if row_mates and mates else shapes)
+        pool = shapes
+        if row_mates:
+            pool = [s for s in shapes if any(o is not s and o.cell // 3 == s.cell // 3 for o in shapes)] or shapes
+        shape = rng.choice(pool)
         q = rng.choice(V.Q_POSITION).format(color=shape.color, kind=shape.kind)
         return q, echo_key(f"{shape.color} {shape.kind}", V.POSITIONS[shape.cell], key_echo), ("position", shape.cell)
     known = ", ".join(t for t, kind in V.TASK_KIND.items() if kind == "shapes")
