@@ -137,8 +137,23 @@ def test_learnability_init_starts_from_a_checkpoint_and_scores_its_answer_words(
     out = capsys.readouterr().out
     assert "from " + str(default_model_path()) in out
     assert re.search(r"\| 0.00015 \| 1 \| [0-9.]+ \| \d+% \|", out), out
+    # the bundled tokenizer writes each place as one token (tessera.synth.phrases), so places can be scored too
+    assert len(list(learnability.run(1e-4, "position", 1, 2, 5, 0, 1, init=str(default_model_path())))) == 1
+
+
+def test_learnability_init_refuses_answers_that_share_a_first_token(tmp_path):
+    """Before the place tokens, "top left" and "top right" both started with "top": no first-token score."""
+    from tessera.checkpoint import save_model
+    from tessera.models.internvl import InternVLChatModel
+    from tessera.synth import text_corpus, train_tokenizer
+    from tessera.train.model_setup import chat_config
+
+    config = chat_config("tessera-tiny")
+    config.llm_config.vocab_size = 512 + 9
+    ckpt = save_model(InternVLChatModel(config), tmp_path / "ckpt", dtype=torch.float32)
+    train_tokenizer(ckpt, text_corpus(), vocab_size=512)
     with pytest.raises(ValueError, match="share"):
-        list(learnability.run(1e-4, "position", 1, 2, 5, 0, 1, init=str(default_model_path())))
+        list(_script("learnability").run(1e-4, "position", 1, 2, 5, 0, 1, init=str(ckpt)))
 
 
 def test_probe_shapes_scores_the_bundled_model(capsys):
@@ -153,6 +168,7 @@ def test_bundle_build_runs_the_stages_in_order(tmp_path):
     import json
 
     from tessera.synth import bundle
+    from tessera.tokenizer import Tokenizer
 
     quick = ["optim.max_steps=1", "optim.per_device_batch_size=2", "optim.warmup_steps=0", "run.plot=false"]
     sizes = {name: 3 for name in bundle.DATA}
@@ -164,7 +180,8 @@ def test_bundle_build_runs_the_stages_in_order(tmp_path):
     assert final == tmp_path / last / "final" and (final / "model.safetensors").exists()
     for (before, _), (stage, data) in zip(bundle.STAGES, bundle.STAGES[1:]):
         recipe = (tmp_path / stage / "recipe.yaml").read_text()
-        assert f"model_name_or_path: {tmp_path / before / 'final'}" in recipe
+        start = tmp_path / f"{stage}-phrases" if stage == bundle.PHRASES_BEFORE else tmp_path / before / "final"
+        assert f"model_name_or_path: {start}" in recipe
         if isinstance(data, str):
             assert f"meta_path: {tmp_path / data / 'meta_train.json'}" in recipe
         else:  # several directories: one meta file lists them all
@@ -190,7 +207,12 @@ def test_bundle_build_runs_the_stages_in_order(tmp_path):
         config = json.loads((tmp_path / name / "synth_config.json").read_text())["config"]
         assert "tally_kind" in config["tasks"] and config["key_echo"] == echo
         assert config["echo_counts"] == (echo == "full")
-    for name in ("data-stage30-pages", "data-stage33-pages", "data-stage36-pages"):
+    phrased = Tokenizer.from_dir(tmp_path / f"{bundle.PHRASES_BEFORE}-phrases")  # places are one token from then on
+    assert len(phrased.encode("top right", add_special_tokens=False)) == 1
+    assert len(Tokenizer.from_dir(final)) == len(phrased) == len(Tokenizer.from_dir(tmp_path / "tokenizer")) + 8
+    config = json.loads((tmp_path / "data-stage39-shapes" / "synth_config.json").read_text())["config"]
+    assert "locate" in config["tasks"] and config["key_echo"] == "none"
+    for name in ("data-stage30-pages", "data-stage33-pages", "data-stage36-pages", "data-stage39-pages"):
         pages = json.loads((tmp_path / name / "synth_config.json").read_text())["config"]
         assert pages["one_tile_pages"] and pages["tasks"] == ["read"]  # pages kept in, so that reading survives
 

@@ -10,7 +10,8 @@
    26-29 stage 13's mix four times more, stages 30-31 shape scenes with the training-only ``tally`` task and
    one-tile pages, stage 32 stage 13's mix once more, stages 33-34 shape scenes with the training-only
    ``paint`` task and one-tile pages, stage 35 the mix again, stages 36-37 with ``tally_kind``, stage 38 the mix
-   again, and the held-out test split (100 images per task),
+   again, stage 39 shape scenes with every place-naming task and one-tile pages, stage 40 the mix again, and
+   the held-out test split (100 images per task),
 2. train the sentencepiece tokenizer on the synthetic text (InternLM2 layout, describe lines included),
 3. train the curriculum stages of ``STAGES`` with ``tessera/recipes/tessera-tiny-<stage>.yaml``, each from the
    previous checkpoint: one shape at one tile, full scenes at one tile, every task with up to 12 tiles, then
@@ -23,7 +24,9 @@
    key, mostly at one tile) and 26-29 bring reading back again; stages 30-31 teach count by colour its key the
    same way (``tally``, at one tile, with pages so that reading survives) and 32 mixes every task again;
    stages 33-34 do the same for colour by kind (``paint``) and 35 mixes every task again; 36-37 for count by
-   kind (``tally_kind``) and 38 mixes every task again,
+   kind (``tally_kind``) and 38 mixes every task again; before stage 39 the tokenizer gets the 8 two-word places
+   (``top right``, ...) as single tokens (:mod:`tessera.synth.phrases`: the model's function is unchanged), which
+   stage 39 teaches at one tile and 40 mixes every task again,
 4. evaluate the held-out split with ``tessera eval --bench synth`` at max_tiles 1, 4 and 12 (the dynamic
    high-resolution ablation, with its plot),
 5. with ``--install``, copy the final checkpoint into ``tessera/assets/tessera-tiny`` (the default model of
@@ -46,6 +49,7 @@ from pathlib import Path
 from ..train import TrainConfig, run_training
 from . import generate, text_corpus
 from . import vocab as V
+from .phrases import extend_checkpoint
 from .tokenizer import train_tokenizer
 
 SHAPE_TASKS = ("count", "color", "shape", "position", "describe")
@@ -145,9 +149,19 @@ KIND_WEIGHTS = {"count": 2.0, "color": 1.0, "shape": 0.5, "position": 1.0, "desc
                 "paint": 1.0, "tally_kind": 3.0}
 DATA |= _with_pages(36, 170, tasks=KIND_TASKS, weights=KIND_WEIGHTS, key_echo="full", echo_counts=True)
 DATA |= _with_pages(37, 172, tasks=KIND_TASKS, weights=KIND_WEIGHTS)
-ONE_TILE_STAGES = (30, 31, 33, 34, 36, 37)  # shape scenes with one-tile pages (`_with_pages`)
+# Before stage 39 the tokenizer gets the two-word places as single tokens (`PHRASES_BEFORE`): the stage-38 model
+# answered "Where is the red star?" with the right row and a row-mate's column, the second word looked up from the
+# first. Stage 39 teaches the new tokens with every task that names a place, at one tile with one-tile pages;
+# stage 40 is stage 13's mix again (fifteenth session).
+PHRASES_BEFORE = "stage39"
+PHRASE_TASKS = (*SHAPE_TASKS, "locate", "tally", "paint", "tally_kind")
+PHRASE_WEIGHTS = {"count": 1.0, "color": 1.0, "shape": 1.0, "position": 2.0, "describe": 1.0, "locate": 2.0,
+                  "tally": 0.5, "paint": 0.5, "tally_kind": 1.0}
+DATA |= _with_pages(39, 180, tasks=PHRASE_TASKS, weights=PHRASE_WEIGHTS)
+ONE_TILE_STAGES = (30, 31, 33, 34, 36, 37, 39)  # shape scenes with one-tile pages (`_with_pages`)
 # stage: (pages, mix data seed)
-MIX_PASSES = {26: (56, 57), 27: (58, 59), 28: (60, 61), 29: (62, 63), 32: (66, 67), 35: (68, 69), 38: (70, 71)}
+MIX_PASSES = {26: (56, 57), 27: (58, 59), 28: (60, 61), 29: (62, 63), 32: (66, 67), 35: (68, 69), 38: (70, 71),
+              40: (72, 73)}
 for _n, (_read, _mix) in MIX_PASSES.items():
     DATA |= {f"data-stage{_n}-read": {**DATA["data-stage13-read"], "seed": _read},
              f"data-stage{_n}-mix": {**DATA["data-stage13-mix"], "seed": _mix}}
@@ -168,7 +182,9 @@ STAGES = (("stage1", "data-stage1"), ("stage2", "data-stage2"), ("stage3", "data
           *((f"stage{n}", (f"data-stage{n}-shapes", f"data-stage{n}-pages")) for n in (33, 34)),
           ("stage35", ("data-stage35-read", "data-stage35-mix")),
           *((f"stage{n}", (f"data-stage{n}-shapes", f"data-stage{n}-pages")) for n in (36, 37)),
-          ("stage38", ("data-stage38-read", "data-stage38-mix")))
+          ("stage38", ("data-stage38-read", "data-stage38-mix")),
+          ("stage39", ("data-stage39-shapes", "data-stage39-pages")),
+          ("stage40", ("data-stage40-read", "data-stage40-mix")))
 SIZES = {"data-stage1": 10000, "data-stage2": 12000, "data-stage3": 8000, "data-stage4": 12800,
          "data-stage5": 24000, "data-stage6": 24000, "data-stage7": 24000, "data-stage8-read": 6400,
          "data-stage8-mix": 12800, "data-stage9": 6400, "data-stage10": 32000, "data-stage11-read": 6400,
@@ -216,6 +232,11 @@ def build(out: Path, *, sizes: dict[str, int], n_test: int, workers: int,
     previous = None
     for stage, data in STAGES:
         run_dir = out / stage
+        if stage == PHRASES_BEFORE:
+            with_phrases = out / f"{stage}-phrases"
+            if not (with_phrases / "model.safetensors").exists():
+                extend_checkpoint(previous, with_phrases)
+            previous = with_phrases
         start = [f"model.tokenizer_path={tok}"] if previous is None else [f"model.model_name_or_path={previous}"]
         config = TrainConfig.from_yaml(f"tessera-tiny-{stage}", [
             *start, f"data.meta_path={meta_path(out, stage, data)}",

@@ -86,6 +86,17 @@ def append_pieces(model: bytes, pieces: list[str], piece_type: int = USER_DEFINE
     return encode(fields[: last + 1] + new + fields[last + 1 :])
 
 
+def insert_pieces(model: bytes, index: int, pieces: list[str], piece_type: int = USER_DEFINED) -> bytes:
+    """Return ``model`` with ``pieces`` inserted before its piece ``index`` (they get ids ``index`` on; the
+    pieces from ``index`` on move up by ``len(pieces)``)."""
+    fields = decode(model)
+    at = [i for i, f in enumerate(fields) if f[0] == 1]
+    if not 0 <= index < len(at):
+        raise ValueError(f"piece index {index} out of range: the model has {len(at)} pieces")
+    new = [(1, BYTES, piece(p, 0.0, piece_type)) for p in pieces]
+    return encode(fields[: at[index]] + new + fields[at[index] :])
+
+
 def set_trainer_string(model: bytes, number: int, value: str) -> bytes:
     """Set a string field of trainer_spec (e.g. 2 = model_prefix), keeping fields in number order."""
     fields = decode(model)
