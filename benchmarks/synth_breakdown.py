@@ -7,7 +7,9 @@ Which boxed texts are read: words or numbers?
 ``runs/tessera-tiny/eval/synth/tiles-12`` after the bundle build). Each shape question is matched back to the template that asked it
 (``tessera.synth.vocab``), so "What color is the square?" (needs the kind) and "What color is the shape in the
 top left?" (needs only the place) are scored apart. A model that cannot tell the kinds apart is near chance on
-every form that names or asks a kind and fine on the others; the task averages hide that. Reading questions are
+every form that names or asks a kind and fine on the others; the task averages hide that. The forms asked in both
+languages are also scored per language ("colour by kind, Chinese"): a Chinese question is one token of the bundled
+model's tokenizer, an English one a few. Reading questions are
 split by their answer (a word of the page vocabulary or a three-digit number, where every digit must be right),
 with the share of the numbers' digits that are right in place.
 """
@@ -53,8 +55,13 @@ def _pattern(template: str) -> re.Pattern:
 
 
 PATTERNS = [(form, kind, _pattern(t)) for form, kind, templates in FORMS for t in templates]
+BILINGUAL = ("count all", "count by colour", "count by kind", "colour by kind")
 READ_PATTERNS = [_pattern(t) for t in V.Q_READ]
 READ_ROWS = ("read a word", "read a number", "digits of the numbers")
+
+
+def _is_chinese(question: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in question)
 
 
 def form_of(question: str) -> tuple[str, bool] | None:
@@ -86,7 +93,10 @@ def breakdown(predictions: Path) -> dict[str, tuple[int, int]]:
         if found is None:
             continue
         ok = int(exact_match(rec["prediction"], str(rec["answer"])))
-        for key in (found[0], "needs the kind" if found[1] else "does not need it"):
+        keys = [found[0], "needs the kind" if found[1] else "does not need it"]
+        if found[0] in BILINGUAL:
+            keys.append(f"{found[0]}, {'Chinese' if _is_chinese(rec['prompt']) else 'English'}")
+        for key in keys:
             scores[key][0] += ok
             scores[key][1] += 1
     return {k: (v[0], v[1]) for k, v in scores.items()}
@@ -97,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("runs", nargs="+", type=Path, help="tessera eval output directories (predictions.jsonl)")
     args = ap.parse_args(argv)
     tables = [breakdown(run / "predictions.jsonl") for run in args.runs]
-    rows = [f for f, _, _ in FORMS] + ["needs the kind", "does not need it", *READ_ROWS]
+    rows = [row for f, _, _ in FORMS
+            for row in ((f, f"{f}, English", f"{f}, Chinese") if f in BILINGUAL else (f,))]
+    rows += ["needs the kind", "does not need it", *READ_ROWS]
     print("| question form | " + " | ".join(str(run) for run in args.runs) + " |")
     print("|---" + "|---:" * len(args.runs) + "|")
     for row in rows:

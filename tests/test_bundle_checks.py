@@ -275,8 +275,14 @@ def test_synth_breakdown_names_the_form_of_every_shape_question(tmp_path, capsys
     scores = breakdown.breakdown(run / "predictions.jsonl")
     assert sum(total for form, (_, total) in scores.items() if form in seen) == 400
     assert sum(ok for form, (ok, _) in scores.items() if form in seen) == 200
+    for form in breakdown.BILINGUAL:  # each bilingual form is split by language, and only by language
+        by_language = [scores.get(f"{form}, {lang}", (0, 0)) for lang in ("English", "Chinese")]
+        assert tuple(map(sum, zip(*by_language))) == scores[form] and all(total for _, total in by_language)
+    zh = sum(any("\u4e00" <= ch <= "\u9fff" for ch in r["prompt"]) for r in records)
+    assert sum(scores[f"{form}, Chinese"][1] for form in breakdown.BILINGUAL) == zh > 0
     assert breakdown.main([str(run)]) == 0
-    assert "| needs the kind |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| needs the kind |" in out and "| colour by kind, Chinese |" in out
 
 
 def test_synth_breakdown_splits_reading_into_words_and_numbers(tmp_path, capsys):
