@@ -212,7 +212,10 @@ def test_bundle_build_runs_the_stages_in_order(tmp_path):
     assert len(Tokenizer.from_dir(final)) == len(phrased) == len(Tokenizer.from_dir(tmp_path / "tokenizer")) + 8
     config = json.loads((tmp_path / "data-stage39-shapes" / "synth_config.json").read_text())["config"]
     assert "locate" in config["tasks"] and config["key_echo"] == "none"
-    for name in ("data-stage30-pages", "data-stage33-pages", "data-stage36-pages", "data-stage39-pages"):
+    config = json.loads((tmp_path / "data-stage41-shapes" / "synth_config.json").read_text())["config"]
+    assert config["zh_fraction"] == 0.6 and config["chinese"]  # the Chinese stage
+    for name in ("data-stage30-pages", "data-stage33-pages", "data-stage36-pages", "data-stage39-pages",
+                 "data-stage41-pages"):
         pages = json.loads((tmp_path / name / "synth_config.json").read_text())["config"]
         assert pages["one_tile_pages"] and pages["tasks"] == ["read"]  # pages kept in, so that reading survives
 

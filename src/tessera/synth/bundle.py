@@ -10,8 +10,9 @@
    26-29 stage 13's mix four times more, stages 30-31 shape scenes with the training-only ``tally`` task and
    one-tile pages, stage 32 stage 13's mix once more, stages 33-34 shape scenes with the training-only
    ``paint`` task and one-tile pages, stage 35 the mix again, stages 36-37 with ``tally_kind``, stage 38 the mix
-   again, stage 39 shape scenes with every place-naming task and one-tile pages, stage 40 the mix again, and
-   the held-out test split (100 images per task),
+   again, stage 39 shape scenes with every place-naming task and one-tile pages, stage 40 the mix again, stage
+   41 shape scenes with most count and colour questions in Chinese and one-tile pages, stage 42 the mix again,
+   and the held-out test split (100 images per task),
 2. train the sentencepiece tokenizer on the synthetic text (InternLM2 layout, describe lines included),
 3. train the curriculum stages of ``STAGES`` with ``tessera/recipes/tessera-tiny-<stage>.yaml``, each from the
    previous checkpoint: one shape at one tile, full scenes at one tile, every task with up to 12 tiles, then
@@ -26,7 +27,8 @@
    stages 33-34 do the same for colour by kind (``paint``) and 35 mixes every task again; 36-37 for count by
    kind (``tally_kind``) and 38 mixes every task again; before stage 39 the tokenizer gets the 8 two-word places
    (``top right``, ...) as single tokens (:mod:`tessera.synth.phrases`: the model's function is unchanged), which
-   stage 39 teaches at one tile and 40 mixes every task again,
+   stage 39 teaches at one tile and 40 mixes every task again; 41 asks most count and colour questions in
+   Chinese and 42 mixes every task again,
 4. evaluate the held-out split with ``tessera eval --bench synth`` at max_tiles 1, 4 and 12 (the dynamic
    high-resolution ablation, with its plot),
 5. with ``--install``, copy the final checkpoint into ``tessera/assets/tessera-tiny`` (the default model of
@@ -158,10 +160,16 @@ PHRASE_TASKS = (*SHAPE_TASKS, "locate", "tally", "paint", "tally_kind")
 PHRASE_WEIGHTS = {"count": 1.0, "color": 1.0, "shape": 1.0, "position": 2.0, "describe": 1.0, "locate": 2.0,
                   "tally": 0.5, "paint": 0.5, "tally_kind": 1.0}
 DATA |= _with_pages(39, 180, tasks=PHRASE_TASKS, weights=PHRASE_WEIGHTS)
-ONE_TILE_STAGES = (30, 31, 33, 34, 36, 37, 39)  # shape scenes with one-tile pages (`_with_pages`)
+# Stage 41 asks 60 % of the count and colour questions in Chinese (25 % elsewhere), colour and count up: the
+# stage-40 model named the colour of a kind 99 % right in English and 62 % in Chinese; stage 42 is stage 13's mix
+# again (fifteenth session).
+ZH_WEIGHTS = {"count": 2.0, "color": 2.0, "shape": 0.5, "position": 1.0, "describe": 1.0, "locate": 0.5,
+              "tally": 0.5, "paint": 1.0, "tally_kind": 2.0}
+DATA |= _with_pages(41, 190, tasks=PHRASE_TASKS, weights=ZH_WEIGHTS, zh_fraction=0.6)
+ONE_TILE_STAGES = (30, 31, 33, 34, 36, 37, 39, 41)  # shape scenes with one-tile pages (`_with_pages`)
 # stage: (pages, mix data seed)
 MIX_PASSES = {26: (56, 57), 27: (58, 59), 28: (60, 61), 29: (62, 63), 32: (66, 67), 35: (68, 69), 38: (70, 71),
-              40: (72, 73)}
+              40: (72, 73), 42: (74, 75)}
 for _n, (_read, _mix) in MIX_PASSES.items():
     DATA |= {f"data-stage{_n}-read": {**DATA["data-stage13-read"], "seed": _read},
              f"data-stage{_n}-mix": {**DATA["data-stage13-mix"], "seed": _mix}}
@@ -184,7 +192,9 @@ STAGES = (("stage1", "data-stage1"), ("stage2", "data-stage2"), ("stage3", "data
           *((f"stage{n}", (f"data-stage{n}-shapes", f"data-stage{n}-pages")) for n in (36, 37)),
           ("stage38", ("data-stage38-read", "data-stage38-mix")),
           ("stage39", ("data-stage39-shapes", "data-stage39-pages")),
-          ("stage40", ("data-stage40-read", "data-stage40-mix")))
+          ("stage40", ("data-stage40-read", "data-stage40-mix")),
+          ("stage41", ("data-stage41-shapes", "data-stage41-pages")),
+          ("stage42", ("data-stage42-read", "data-stage42-mix")))
 SIZES = {"data-stage1": 10000, "data-stage2": 12000, "data-stage3": 8000, "data-stage4": 12800,
          "data-stage5": 24000, "data-stage6": 24000, "data-stage7": 24000, "data-stage8-read": 6400,
          "data-stage8-mix": 12800, "data-stage9": 6400, "data-stage10": 32000, "data-stage11-read": 6400,
