@@ -184,17 +184,10 @@ STAGES = (("stage1", "data-stage1"), ("stage2", "data-stage2"), ("stage3", "data
           ("stage17", "data-stage17"), ("stage18", ("data-stage18-read", "data-stage18-mix")),
           ("stage19", ("data-stage19-read", "data-stage19-mix")),
           *((f"stage{n}", f"data-stage{n}") for n in range(20, 26)),
-          *((f"stage{n}", (f"data-stage{n}-read", f"data-stage{n}-mix")) for n in range(26, 30)),
-          *((f"stage{n}", (f"data-stage{n}-shapes", f"data-stage{n}-pages")) for n in (30, 31)),
-          ("stage32", ("data-stage32-read", "data-stage32-mix")),
-          *((f"stage{n}", (f"data-stage{n}-shapes", f"data-stage{n}-pages")) for n in (33, 34)),
-          ("stage35", ("data-stage35-read", "data-stage35-mix")),
-          *((f"stage{n}", (f"data-stage{n}-shapes", f"data-stage{n}-pages")) for n in (36, 37)),
-          ("stage38", ("data-stage38-read", "data-stage38-mix")),
-          ("stage39", ("data-stage39-shapes", "data-stage39-pages")),
-          ("stage40", ("data-stage40-read", "data-stage40-mix")),
-          ("stage41", ("data-stage41-shapes", "data-stage41-pages")),
-          ("stage42", ("data-stage42-read", "data-stage42-mix")))
+          # from stage 26 on every stage is a mix pass or a one-tile stage with pages
+          *((f"stage{n}", tuple(f"data-stage{n}-{part}" for part in
+                                (("read", "mix") if n in MIX_PASSES else ("shapes", "pages"))))
+            for n in sorted({*MIX_PASSES, *ONE_TILE_STAGES})))
 SIZES = {"data-stage1": 10000, "data-stage2": 12000, "data-stage3": 8000, "data-stage4": 12800,
          "data-stage5": 24000, "data-stage6": 24000, "data-stage7": 24000, "data-stage8-read": 6400,
          "data-stage8-mix": 12800, "data-stage9": 6400, "data-stage10": 32000, "data-stage11-read": 6400,
