@@ -44,3 +44,22 @@ def load_fixture_model(name: str):
 def fixture(request):
     """Each conformance checkpoint in turn: ``(vlm, reference.json, reference tensors)``."""
     return load_fixture_model(request.param)
+
+
+def random_synth_checkpoint(path: Path, pieces: int = 512) -> Path:
+    """A random-weight ``tessera-tiny`` checkpoint at ``path`` with a freshly trained ``pieces``-piece
+    ``tessera.synth`` tokenizer (its two-word places are two tokens each): the starting point the bundled model's
+    tools are tested on without depending on the shipped model's tokenizer."""
+    import torch
+
+    from tessera.checkpoint import save_model
+    from tessera.models.internvl import InternVLChatModel
+    from tessera.synth import text_corpus, train_tokenizer
+    from tessera.train.model_setup import chat_config
+
+    config = chat_config("tessera-tiny")
+    config.llm_config.vocab_size = pieces + 9
+    torch.manual_seed(0)
+    ckpt = save_model(InternVLChatModel(config), path, dtype=torch.float32)
+    train_tokenizer(ckpt, text_corpus(), vocab_size=pieces)
+    return ckpt

@@ -17,7 +17,7 @@ import tessera
 from tessera.synth import vocab as V
 from tessera.vlm import default_model_path
 
-from conftest import REPO
+from conftest import REPO, random_synth_checkpoint
 
 
 def _script(name: str):
@@ -143,15 +143,7 @@ def test_learnability_init_starts_from_a_checkpoint_and_scores_its_answer_words(
 
 def test_learnability_init_refuses_answers_that_share_a_first_token(tmp_path):
     """Before the place tokens, "top left" and "top right" both started with "top": no first-token score."""
-    from tessera.checkpoint import save_model
-    from tessera.models.internvl import InternVLChatModel
-    from tessera.synth import text_corpus, train_tokenizer
-    from tessera.train.model_setup import chat_config
-
-    config = chat_config("tessera-tiny")
-    config.llm_config.vocab_size = 512 + 9
-    ckpt = save_model(InternVLChatModel(config), tmp_path / "ckpt", dtype=torch.float32)
-    train_tokenizer(ckpt, text_corpus(), vocab_size=512)
+    ckpt = random_synth_checkpoint(tmp_path / "ckpt")
     with pytest.raises(ValueError, match="share"):
         list(_script("learnability").run(1e-4, "position", 1, 2, 5, 0, 1, init=str(ckpt)))
 

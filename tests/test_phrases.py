@@ -13,22 +13,21 @@ from tessera.synth.tokenizer import CHAT_PIECES, hf_files
 from tessera.synth.vocab import POSITIONS
 from tessera.tokenizer import Tokenizer
 
+from conftest import random_synth_checkpoint
+
 
 @pytest.fixture(scope="module")
 def extended(tmp_path_factory):
     """(a random tessera-tiny checkpoint with a freshly trained 512-piece synth tokenizer, it extended)."""
-    from tessera.checkpoint import save_model
-    from tessera.models.internvl import InternVLChatModel
-    from tessera.synth import text_corpus, train_tokenizer
-    from tessera.train.model_setup import chat_config
-
     root = tmp_path_factory.mktemp("ext")
-    config = chat_config("tessera-tiny")
-    config.llm_config.vocab_size = 512 + 9
-    torch.manual_seed(0)
-    src = save_model(InternVLChatModel(config), root / "src", dtype=torch.float32)
-    train_tokenizer(src, text_corpus(), vocab_size=512)
+    src = random_synth_checkpoint(root / "src")
     return src, phrases.extend_checkpoint(src, root / "dst")
+
+
+@pytest.fixture(scope="module")
+def loaded(extended):
+    """The two checkpoints of ``extended``, loaded."""
+    return tuple(tessera.load(path) for path in extended)
 
 
 def test_places_are_one_token_and_text_is_unchanged(extended):
@@ -57,10 +56,9 @@ def test_layout_stays_the_synth_tokenizers(extended):
     assert config["llm_config"]["vocab_size"] == len(pieces) + 9
 
 
-def test_same_function_on_text_without_places(extended):
+def test_same_function_on_text_without_places(loaded):
     """Where no place is written the new model computes the old one's logits, on the old tokens' new ids."""
-    src, dst = extended
-    old, new = tessera.load(src), tessera.load(dst)
+    old, new = loaded
     prompt = "<|im_start|>user\nHow many red shapes are there?<|im_end|>\n<|im_start|>assistant\n"
     ids_old = torch.tensor([old.tokenizer.encode(prompt)])
     ids_new = torch.tensor([new.tokenizer.encode(prompt)])
@@ -72,9 +70,8 @@ def test_same_function_on_text_without_places(extended):
     torch.testing.assert_close(ln[..., mapping], lo, rtol=0, atol=1e-5)
 
 
-def test_a_place_starts_as_the_mean_of_its_old_tokens(extended):
-    src, dst = extended
-    old, new = tessera.load(src), tessera.load(dst)
+def test_a_place_starts_as_the_mean_of_its_old_tokens(loaded):
+    old, new = loaded
     emb_old = old.model.language_model.model.tok_embeddings.weight
     emb_new = new.model.language_model.model.tok_embeddings.weight
     parts = old.tokenizer.encode("top right", add_special_tokens=False)
