@@ -363,6 +363,31 @@ def test_row_mates_asks_position_of_shapes_that_share_their_row(tmp_path):
     assert config["row_mates"] is True  # recorded; the test split ignores it (it asks any shape)
 
 
+def test_kind_repeats_draws_one_or_two_kinds_in_several_colours_and_counts_by_kind(tmp_path):
+    import random
+
+    from tessera.synth.shapes import draw_scene
+
+    for seed in range(30):
+        _, scene = draw_scene(random.Random(seed), 112, repeat_kinds=True)
+        assert 2 <= len(scene) <= V.MAX_SHAPES and len({s.kind for s in scene}) <= 2, scene
+        assert len({(s.color, s.kind) for s in scene}) == len(scene)  # "the red star" still names one shape
+    kwargs = dict(n_train=40, n_test=8, seed=5, tasks=("count",), train_turns=1, progress=False, chinese=False)
+    generate(tmp_path / "plain", **kwargs)
+    generate(tmp_path / "rep", kind_repeats=1.0, **kwargs)
+    assert _records(tmp_path / "plain", "test") == _records(tmp_path / "rep", "test")  # training only
+    answers = []
+    for r in _records(tmp_path / "rep", "train"):
+        (question, answer), = _pairs(r)
+        assert any(_matches(t, question.removeprefix("<image>\n")) for t in V.Q_COUNT_KIND), question
+        blobs = _shape_blobs(Image.open(tmp_path / "rep" / r["image"]))
+        assert 2 <= len(blobs) and int(answer) <= len(blobs), (question, answer, blobs)
+        answers.append(int(answer))
+    assert max(answers) >= 3 and min(answers) <= 1  # several of a kind, and kinds the scene lacks or has once
+    with pytest.raises(ValueError, match="kind_repeats"):
+        generate(tmp_path / "bad", kind_repeats=1.5, **kwargs)
+
+
 def test_every_question_and_answer_is_in_the_corpus(dataset, described, located, tallied, painted, tallied_by_kind):
     corpus = set(text_corpus(chinese=True, describe=True, locate=True, tally=True, paint=True, tally_kind=True))
     assert V.SYSTEM_MESSAGE in corpus

@@ -69,6 +69,9 @@ class SynthConfig:
         the scene has one. Those are the position questions a model gets wrong: it finds the row and then takes
         the column of any shape in it (52 % right with row-mates, 95 % alone in the row; the misses name a
         row-mate's place; docs/bundled-model/history.md, fourteenth session).
+    kind_repeats: training only: this fraction of shape scenes holds 2..max_shapes shapes of only one or two
+        kinds, so a kind comes in several colours, and their count questions ask by kind. "How many stars?"
+        was answered "1" for two clear stars of two colours (docs/bundled-model/history.md, fifteenth session).
     """
 
     tile_size: int = 112
@@ -89,6 +92,7 @@ class SynthConfig:
     key_echo: str = "none"
     echo_counts: bool = False
     row_mates: bool = False
+    kind_repeats: float = 0.0
 
     def resolved(self) -> SynthConfig:
         """Check the values and fix ``chinese`` (None -> whether a CJK font is installed)."""
@@ -98,8 +102,8 @@ class SynthConfig:
             raise ValueError(f"unknown or no tasks {unknown or self.tasks}; choose from {known}")
         if self.tile_size < 28 or self.tile_size % 14:
             raise ValueError(f"tile_size={self.tile_size} must be a multiple of 14 (the patch size), >= 28")
-        if not 0 <= self.number_fraction <= 1 or not 0 <= self.zh_fraction <= 1:
-            raise ValueError(f"number_fraction and zh_fraction must be in [0, 1]; got {self}")
+        if not all(0 <= f <= 1 for f in (self.number_fraction, self.zh_fraction, self.kind_repeats)):
+            raise ValueError(f"number_fraction, zh_fraction and kind_repeats must be in [0, 1]; got {self}")
         if self.describe_sep not in (": ", " "):
             raise ValueError(f"describe_sep={self.describe_sep!r} must be ': ' or ' '")
         if self.key_echo not in shapes.KEY_ECHOES:
@@ -145,13 +149,15 @@ def make_sample(cfg: SynthConfig, seed: int, split: str, index: int) -> tuple[Im
     turn_tasks = [first] + [rng.choice(same_kind) for _ in range(n_turns - 1)]
 
     if kind == "shapes":
-        image, scene = shapes.draw_scene(rng, cfg.tile_size, cfg.max_shapes, cfg.big_shapes)
+        repeat = split == "train" and cfg.kind_repeats > 0 and rng.random() < cfg.kind_repeats
+        image, scene = shapes.draw_scene(rng, cfg.tile_size, cfg.max_shapes, cfg.big_shapes, repeat_kinds=repeat)
 
         def ask(task: str) -> tuple[str, str, tuple]:
             zh = cfg.chinese and task in ("count", "color") and rng.random() < cfg.zh_fraction
             echo = "none" if split == "test" else cfg.key_echo
             return shapes.ask(rng, scene, task, chinese=zh, describe_sep=cfg.describe_sep, key_echo=echo,
-                              echo_counts=cfg.echo_counts, row_mates=cfg.row_mates and split == "train")
+                              echo_counts=cfg.echo_counts, row_mates=cfg.row_mates and split == "train",
+                              count_kinds=repeat)
     elif kind == "document":
         grids = cfg.page_grids()
         colors = ["red"] if split == "test" else rng.sample(list(V.BOX_COLORS), n_turns)

@@ -28,17 +28,21 @@ class Shape:
 
 
 def draw_scene(
-    rng: random.Random, tile_size: int, max_shapes: int = V.MAX_SHAPES, big: bool = False
+    rng: random.Random, tile_size: int, max_shapes: int = V.MAX_SHAPES, big: bool = False,
+    repeat_kinds: bool = False,
 ) -> tuple[Image.Image, list[Shape]]:
     """Draw a random scene of 1..max_shapes shapes. Returns the RGB image (long side tile_size..3.5*tile_size)
-    and its shapes. ``big``: one shape in the centre cell, filling most of the image (a curriculum step)."""
+    and its shapes. ``big``: one shape in the centre cell, filling most of the image (a curriculum step).
+    ``repeat_kinds`` (training only): 2..max_shapes shapes of only one or two kinds, so a kind comes in several
+    colours (the scenes "How many stars?" gets wrong, see ``SynthConfig.kind_repeats``)."""
     aw, ah = rng.choice(ASPECTS)
     long_side = rng.randint(tile_size, int(3.5 * tile_size))
     scale = long_side / max(aw, ah)
     width, height = max(32, round(aw * scale)), max(32, round(ah * scale))
-    n = 1 if big else rng.randint(1, max_shapes)
+    kinds = rng.sample(V.SHAPES, rng.randint(1, 2)) if repeat_kinds and not big else V.SHAPES
+    n = 1 if big else rng.randint(min(2, max_shapes) if repeat_kinds else 1, max_shapes)
     cells = [4] if big else rng.sample(range(9), n)
-    pairs = rng.sample([(c, k) for c in V.COLORS for k in V.SHAPES], n)
+    pairs = rng.sample([(c, k) for c in V.COLORS for k in kinds], n)
     shapes = [Shape(kind=k, color=c, cell=cell) for (c, k), cell in zip(pairs, cells)]
 
     s = _SUPERSAMPLE
@@ -91,7 +95,7 @@ def echo_key(key: str, answer: str, mode: str) -> str:
 
 def ask(rng: random.Random, shapes: list[Shape], task: str, chinese: bool = False,
         describe_sep: str = ": ", key_echo: str = "none", echo_counts: bool = False,
-        row_mates: bool = False) -> tuple[str, str, tuple]:
+        row_mates: bool = False, count_kinds: bool = False) -> tuple[str, str, tuple]:
     """One (question, answer, fact) of ``task`` (count/color/shape/position) about the scene.
 
     ``fact`` identifies what is asked, whatever the phrasing (to avoid asking the same thing twice).
@@ -101,13 +105,14 @@ def ask(rng: random.Random, shapes: list[Shape], task: str, chinese: bool = Fals
     colour or kind): the answer starts with that key, see :func:`echo_key` and ``SynthConfig.key_echo``; with
     ``echo_counts`` counts by colour or kind too (``red: 2``, ``circles: 1``). It draws nothing from ``rng``:
     the same seed asks the same questions in every mode. ``row_mates`` (training only): a position question
-    asks a shape that shares its row with another one when the scene has such shapes.
+    asks a shape that shares its row with another one when the scene has such shapes. ``count_kinds``
+    (training only): a count question asks by kind, a kind the scene has three times in four.
     """
     by_kind = {k: [s for s in shapes if s.kind == k] for k in V.SHAPES}
     by_color = {c: [s for s in shapes if s.color == c] for c in V.COLORS}
     if task == "count":
         count_echo = key_echo if echo_counts and not chinese else "none"
-        mode = rng.choice(("all", "all", "color", "kind"))
+        mode = "kind" if count_kinds else rng.choice(("all", "all", "color", "kind"))
         if mode == "all":
             q = rng.choice(V.Q_COUNT_ALL_ZH if chinese else V.Q_COUNT_ALL)
             return q, str(len(shapes)), ("count",)
@@ -118,7 +123,8 @@ def ask(rng: random.Random, shapes: list[Shape], task: str, chinese: bool = Fals
             else:
                 q = rng.choice(V.Q_COUNT_COLOR).format(color=color)
             return q, echo_key(color, str(len(by_color[color])), count_echo), ("count", color)
-        kind = rng.choice(V.SHAPES)
+        present = [k for k in V.SHAPES if by_kind[k]]
+        kind = rng.choice(present if count_kinds and rng.random() < 0.75 else V.SHAPES)
         if chinese:
             q = rng.choice(V.Q_COUNT_KIND_ZH).format(kind=V.SHAPES_ZH[kind])
         else:
