@@ -206,8 +206,10 @@ def test_bundle_build_runs_the_stages_in_order(tmp_path):
     assert "locate" in config["tasks"] and config["key_echo"] == "none"
     config = json.loads((tmp_path / "data-stage41-shapes" / "synth_config.json").read_text())["config"]
     assert config["zh_fraction"] == 0.6 and config["chinese"]  # the Chinese stage
+    config = json.loads((tmp_path / "data-stage43-shapes" / "synth_config.json").read_text())["config"]
+    assert config["kind_repeats"] == 0.5 and config["weights"]["count"] == 3.0  # a kind in several colours
     for name in ("data-stage30-pages", "data-stage33-pages", "data-stage36-pages", "data-stage39-pages",
-                 "data-stage41-pages"):
+                 "data-stage41-pages", "data-stage43-pages"):
         pages = json.loads((tmp_path / name / "synth_config.json").read_text())["config"]
         assert pages["one_tile_pages"] and pages["tasks"] == ["read"]  # pages kept in, so that reading survives
 
@@ -465,3 +467,17 @@ def test_row_mates_sorts_position_misses_by_whose_place_they_name(capsys):
     assert [r[0] for r in rows] == ["alone", "row-mates"]
     assert all(int(r[1]) == sum(map(int, r[2:])) for r in rows)  # every answer sorted exactly once
     assert sum(int(r[1]) for r in rows) >= 6  # two scenes of 3-6 shapes
+
+
+def test_count_kinds_sorts_every_answer_by_kind_and_true_count(capsys):
+    count_kinds = _script("count_kinds")
+    assert count_kinds.outcome("2", 2) == "right"
+    assert count_kinds.outcome("1", 2) == "one too few" and count_kinds.outcome("3", 2) == "one too many"
+    assert count_kinds.outcome("0", 2) == "further off" and count_kinds.outcome("two", 2) == "not a number"
+    assert count_kinds.main(["--scenes", "3", "--max-tiles", "1"]) == 0
+    rows = re.findall(r"^\| (\S+) \((\d+)\) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \|$",
+                      capsys.readouterr().out, flags=re.M)
+    by_row = {r[0]: (int(r[1]), sum(map(int, r[2:]))) for r in rows}
+    assert all(asked == sorted_once for asked, sorted_once in by_row.values())  # every answer sorted once
+    assert by_row["all"][0] == 12  # three scenes, four kinds each
+    assert sum(by_row[k][0] for k in V.SHAPES) == sum(v[0] for r, v in by_row.items() if r.startswith("n=")) == 12

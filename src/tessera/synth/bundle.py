@@ -12,6 +12,7 @@
    ``paint`` task and one-tile pages, stage 35 the mix again, stages 36-37 with ``tally_kind``, stage 38 the mix
    again, stage 39 shape scenes with every place-naming task and one-tile pages, stage 40 the mix again, stage
    41 shape scenes with most count and colour questions in Chinese and one-tile pages, stage 42 the mix again,
+   stage 43 shape scenes with one or two kinds in several colours and one-tile pages, stage 44 the mix again,
    and the held-out test split (100 images per task),
 2. train the sentencepiece tokenizer on the synthetic text (InternLM2 layout, describe lines included),
 3. train the curriculum stages of ``STAGES`` with ``tessera/recipes/tessera-tiny-<stage>.yaml``, each from the
@@ -28,7 +29,8 @@
    kind (``tally_kind``) and 38 mixes every task again; before stage 39 the tokenizer gets the 8 two-word places
    (``top right``, ...) as single tokens (:mod:`tessera.synth.phrases`: the model's function is unchanged), which
    stage 39 teaches at one tile and 40 mixes every task again; 41 asks most count and colour questions in
-   Chinese and 42 mixes every task again,
+   Chinese and 42 mixes every task again; 43 counts kinds that come in several colours and 44 mixes every
+   task again,
 4. evaluate the held-out split with ``tessera eval --bench synth`` at max_tiles 1, 4 and 12 (the dynamic
    high-resolution ablation, with its plot),
 5. with ``--install``, copy the final checkpoint into ``tessera/assets/tessera-tiny`` (the default model of
@@ -166,10 +168,16 @@ DATA |= _with_pages(39, 180, tasks=PHRASE_TASKS, weights=PHRASE_WEIGHTS)
 ZH_WEIGHTS = {"count": 2.0, "color": 2.0, "shape": 0.5, "position": 1.0, "describe": 1.0, "locate": 0.5,
               "tally": 0.5, "paint": 1.0, "tally_kind": 2.0}
 DATA |= _with_pages(41, 190, tasks=PHRASE_TASKS, weights=ZH_WEIGHTS, zh_fraction=0.6)
-ONE_TILE_STAGES = (30, 31, 33, 34, 36, 37, 39, 41)  # shape scenes with one-tile pages (`_with_pages`)
+# Stage 43 draws half its scenes with one or two kinds in several colours (`kind_repeats`), their count questions
+# by kind: the stage-42 model answered "How many stars?" with 1 for two clear stars of two colours; stage 44 is
+# stage 13's mix again (sixteenth session).
+REPEAT_WEIGHTS = {"count": 3.0, "color": 2.0, "shape": 0.5, "position": 1.0, "describe": 1.0, "locate": 0.5,
+                  "tally": 1.0, "paint": 1.0, "tally_kind": 2.0}
+DATA |= _with_pages(43, 220, tasks=PHRASE_TASKS, weights=REPEAT_WEIGHTS, kind_repeats=0.5)
+ONE_TILE_STAGES = (30, 31, 33, 34, 36, 37, 39, 41, 43)  # shape scenes with one-tile pages (`_with_pages`)
 # stage: (pages, mix data seed)
 MIX_PASSES = {26: (56, 57), 27: (58, 59), 28: (60, 61), 29: (62, 63), 32: (66, 67), 35: (68, 69), 38: (70, 71),
-              40: (72, 73), 42: (74, 75)}
+              40: (72, 73), 42: (74, 75), 44: (76, 77)}
 for _n, (_read, _mix) in MIX_PASSES.items():
     DATA |= {f"data-stage{_n}-read": {**DATA["data-stage13-read"], "seed": _read},
              f"data-stage{_n}-mix": {**DATA["data-stage13-mix"], "seed": _mix}}
